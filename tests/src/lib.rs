@@ -1,0 +1,3 @@
+//! clusterwire's test kit, shared by the test tiers: a packet builder, an independent checksum
+//! oracle, and RAII guards for network namespaces. The tiers themselves are the test targets in
+//! `datapath/`, `netns/` and `vm/`, run by `cargo xtask test`.

@@ -1,0 +1,2 @@
+//! Liqo-compatible Kubernetes resources (CRD types) for clusterwire.
+#![forbid(unsafe_code)]

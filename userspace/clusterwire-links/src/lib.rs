@@ -1,0 +1,2 @@
+//! Kernel link management and capability probes (Geneve, WireGuard).
+#![forbid(unsafe_code)]
