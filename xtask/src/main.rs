@@ -2,8 +2,10 @@
 //! only parses the command line and dispatches.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod build_ebpf;
 mod cmd;
+mod crdgen;
 mod setup;
 
 use clap::{Parser, Subcommand};
@@ -21,11 +23,17 @@ enum Task {
     Setup(setup::Args),
     /// Build the eBPF object (bpfel-unknown-none, with BTF) with Debian's rustc.
     BuildEbpf(build_ebpf::Args),
+    /// Regenerate the CRD manifests in crds/ from the Rust types.
+    Crdgen(crdgen::Args),
+    /// Run a benchmark and print its figures (e.g. `cargo xtask bench datapath`).
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup(args) => setup::run(&args),
         Task::BuildEbpf(args) => build_ebpf::run(&args).map(|_| ()),
+        Task::Crdgen(args) => crdgen::run(&args),
+        Task::Bench(args) => bench::run(&args),
     }
 }
