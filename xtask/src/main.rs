@@ -6,7 +6,10 @@ mod bench;
 mod build_ebpf;
 mod cmd;
 mod crdgen;
+mod lint;
 mod setup;
+mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -23,8 +26,14 @@ enum Task {
     Setup(setup::Args),
     /// Build the eBPF object (bpfel-unknown-none, with BTF) with Debian's rustc.
     BuildEbpf(build_ebpf::Args),
+    /// Check formatting (rustfmt) and lints (clippy -D warnings).
+    Lint,
+    /// Run every test tier and report which ran, failed, or could not run.
+    Test(test::Args),
     /// Regenerate the CRD manifests in crds/ from the Rust types.
     Crdgen(crdgen::Args),
+    /// Boot stock Debian kernels under qemu and run the VM tier (and datapath tier) inside.
+    VmTest(vm::Args),
     /// Run a benchmark and print its figures (e.g. `cargo xtask bench datapath`).
     Bench(bench::Args),
 }
@@ -33,7 +42,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup(args) => setup::run(&args),
         Task::BuildEbpf(args) => build_ebpf::run(&args).map(|_| ()),
+        Task::Lint => lint::run(),
+        Task::Test(args) => test::run(&args),
         Task::Crdgen(args) => crdgen::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::VmTest(args) => vm::run(&args),
     }
 }
