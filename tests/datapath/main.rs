@@ -1,1 +1,3 @@
-//! datapath tier.
+//! Datapath tier: our eBPF programs run through BPF_PROG_TEST_RUN (aya `TestRun`). Needs root.
+
+mod probe;
