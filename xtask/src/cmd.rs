@@ -95,3 +95,15 @@ pub fn host_cargo() -> Command {
     cmd.current_dir(workspace_root());
     cmd
 }
+
+/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there (map pinning needs it).
+pub fn ensure_bpffs() -> anyhow::Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+    {
+        return Ok(());
+    }
+    run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+}

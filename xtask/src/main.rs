@@ -7,6 +7,7 @@ mod build_ebpf;
 mod cmd;
 mod crdgen;
 mod lint;
+mod selfcheck;
 mod setup;
 mod test;
 mod vm;
@@ -26,6 +27,8 @@ enum Task {
     Setup(setup::Args),
     /// Build the eBPF object (bpfel-unknown-none, with BTF) with Debian's rustc.
     BuildEbpf(build_ebpf::Args),
+    /// The main job until the two-cluster lab exists: the datapath self-check (needs root).
+    Selfcheck,
     /// Check formatting (rustfmt) and lints (clippy -D warnings).
     Lint,
     /// Run every test tier and report which ran, failed, or could not run.
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup(args) => setup::run(&args),
         Task::BuildEbpf(args) => build_ebpf::run(&args).map(|_| ()),
         Task::Lint => lint::run(),
+        Task::Selfcheck => selfcheck::run(),
         Task::Test(args) => test::run(&args),
         Task::Crdgen(args) => crdgen::run(&args),
         Task::Bench(args) => bench::run(&args),

@@ -129,7 +129,7 @@ fn run_tier(tier: Tier, args: &Args) -> anyhow::Result<String> {
             Ok("cargo test --workspace".into())
         }
         Tier::Datapath | Tier::Netns => {
-            ensure_bpffs()?;
+            cmd::ensure_bpffs()?;
             let name = tier.name();
             cmd::run(cmd::host_cargo().args([
                 "test",

@@ -18,6 +18,15 @@ pub enum ProbeError {
     /// The counter map is missing or has the wrong type.
     #[error("opening map {PROBE_COUNTERS_MAP} failed")]
     Map(#[from] MapError),
+    /// Pinning a map to bpffs failed.
+    #[error("pinning map {PROBE_COUNTERS_MAP} at {path} failed")]
+    Pin {
+        /// Where it was to be pinned.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: aya::pin::PinError,
+    },
     /// A name the object must contain is absent.
     #[error("the eBPF object has no {0}")]
     Missing(&'static str),
@@ -48,6 +57,18 @@ impl Probe {
             .program_mut(PROBE_PROGRAM)
             .ok_or(ProbeError::Missing(PROBE_PROGRAM))?
             .try_into()?)
+    }
+
+    /// Pins the counter map at `path` (on a bpffs), so `bpftool map dump pinned <path>` shows it.
+    pub fn pin_counters(&self, path: &std::path::Path) -> Result<(), ProbeError> {
+        let map = self
+            .ebpf
+            .map(PROBE_COUNTERS_MAP)
+            .ok_or(ProbeError::Missing(PROBE_COUNTERS_MAP))?;
+        map.pin(path).map_err(|source| ProbeError::Pin {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// The sum over CPUs of one counter.
