@@ -143,6 +143,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     check_rustc_llvm()?;
+    check_rust_components()?;
     if !cmd::exists("rustup") {
         bail!(
             "rustup is missing: aya-build and `cargo xtask build-ebpf` run `rustup run /usr cargo`"
@@ -180,6 +181,29 @@ fn install_packages(missing: &[&Requirement]) -> anyhow::Result<()> {
         bail!(
             "apt-get reported success but these are still missing: {}",
             still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// rustfmt and clippy come with rustup's toolchain; they cannot be installed from Debian's
+/// archive for it, so only report them.
+fn check_rust_components() -> anyhow::Result<()> {
+    let missing: Vec<&str> = [("fmt", "rustfmt"), ("clippy", "clippy")]
+        .into_iter()
+        .filter(|(sub, _)| {
+            !cmd::host_cargo()
+                .args([*sub, "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, component)| component)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "rustup components missing for the lint tier: {}; run `rustup component add {}`",
+            missing.join(", "),
+            missing.join(" ")
         );
     }
     Ok(())
