@@ -18,7 +18,5 @@ fn main() -> Result<(), String> {
         }],
         aya_build::Toolchain::Custom("/usr"),
     )
-    .map_err(|e| {
-        format!("building the eBPF object failed (run `cargo xtask setup` first): {e:#}")
-    })
+    .map_err(|e| format!("building the eBPF object failed (run `cargo xtask setup` first): {e:#}"))
 }

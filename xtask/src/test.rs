@@ -161,18 +161,6 @@ fn run_tier(tier: Tier, args: &Args) -> anyhow::Result<String> {
     }
 }
 
-/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there (pinning tests need it).
-fn ensure_bpffs() -> anyhow::Result<()> {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
-    {
-        return Ok(());
-    }
-    cmd::run(std::process::Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
-}
-
 fn report(results: &[(Tier, Outcome, Duration)], require_all: bool) -> anyhow::Result<()> {
     println!("\nclusterwire test tiers:");
     let (mut passed, mut failed, mut not_run) = (0, 0, 0);

@@ -46,6 +46,7 @@ const MODULES: &[&str] = &["geneve", "wireguard", "veth"];
 
 /// Arguments of `cargo xtask vm-test`.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "vm-args")]
 pub struct Args {
     /// Kernels to boot (default: all of the matrix).
     #[arg(long = "kernel", value_parser = ["6.1", "6.12"])]
