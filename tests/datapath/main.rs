@@ -1,3 +1,3 @@
-//! Datapath tier: our eBPF programs run through BPF_PROG_TEST_RUN (aya `TestRun`). Needs root.
+//! Datapath tier: our eBPF programs run through `BPF_PROG_TEST_RUN` (aya `TestRun`). Needs root.
 
 mod probe;

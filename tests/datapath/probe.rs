@@ -1,4 +1,4 @@
-//! The self-check probe through test_run: proves the object loads, the verifier accepts the
+//! The self-check probe through `test_run`: proves the object loads, the verifier accepts the
 //! program, it runs, and its per-CPU counters are read back.
 use aya::programs::{TestRun as _, TestRunOptions};
 use clusterwire_common::probe::ProbeCounter;

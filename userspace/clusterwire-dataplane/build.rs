@@ -1,5 +1,5 @@
 //! Builds `clusterwire-ebpf` for bpfel-unknown-none with Debian's rustc (`rustup run /usr`) and
-//! puts the object in OUT_DIR, from where `src/object.rs` embeds it.
+//! puts the object in `OUT_DIR`, from where `src/object.rs` embeds it.
 use std::path::Path;
 
 fn main() -> Result<(), String> {

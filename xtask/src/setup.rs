@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs what building and testing clusterwire needs on a fresh
 //! Debian/Ubuntu machine, idempotently. Where it cannot install (not root, no apt), it lists
 //! exactly what is missing and fails.
-use std::{path::Path, process::Command};
+use std::{fmt::Write as _, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
@@ -122,12 +122,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             let mut report = String::from("missing packages:\n");
             for r in &missing {
-                report.push_str(&format!("  - {} ({})\n", r.package, r.why));
+                let _ = writeln!(report, "  - {} ({})", r.package, r.why);
             }
             if !bpf_linker_ok() {
-                report.push_str(&format!(
-                    "  - bpf-linker {BPF_LINKER_VERSION} (llvm-{BPF_LINKER_LLVM}) in {TOOLS_ROOT}/bin\n"
-                ));
+                let _ = writeln!(
+                    report,
+                    "  - bpf-linker {BPF_LINKER_VERSION} (llvm-{BPF_LINKER_LLVM}) in {TOOLS_ROOT}/bin"
+                );
             }
             if !cmd::exists("rustup") {
                 report.push_str("  - rustup (aya-build runs `rustup run /usr cargo`)\n");

@@ -3,7 +3,7 @@
 //! tier that cannot run fails the command.
 //!
 //! Tiers: `lint` (fmt --check, clippy -D warnings), `host` (unit, property and drift tests),
-//! `datapath` (BPF_PROG_TEST_RUN, root), `netns` (real links between namespaces, root), `vm`
+//! `datapath` (`BPF_PROG_TEST_RUN`, root), `netns` (real links between namespaces, root), `vm`
 //! (stock Debian kernels under qemu).
 use std::{
     path::Path,
@@ -21,7 +21,7 @@ pub enum Tier {
     Lint,
     /// Host unit, property and drift tests (`cargo test --workspace`).
     Host,
-    /// eBPF programs through BPF_PROG_TEST_RUN (needs root).
+    /// eBPF programs through `BPF_PROG_TEST_RUN` (needs root).
     Datapath,
     /// Real links and traffic between network namespaces (needs root).
     Netns,
@@ -79,14 +79,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for &tier in tiers {
         let started = Instant::now();
-        let outcome = match precondition(tier) {
-            Some(reason) => Outcome::NotRun(reason),
-            None => {
-                println!("\n==> tier {}", tier.name());
-                match run_tier(tier, args) {
-                    Ok(detail) => Outcome::Passed(detail),
-                    Err(e) => Outcome::Failed(format!("{e:#}")),
-                }
+        let outcome = if let Some(reason) = precondition(tier) {
+            Outcome::NotRun(reason)
+        } else {
+            println!("\n==> tier {}", tier.name());
+            match run_tier(tier, args) {
+                Ok(detail) => Outcome::Passed(detail),
+                Err(e) => Outcome::Failed(format!("{e:#}")),
             }
         };
         results.push((tier, outcome, started.elapsed()));
@@ -102,7 +101,6 @@ fn precondition(tier: Tier) -> Option<String> {
         return Some("the eBPF toolchain is not installed: run `cargo xtask setup`".into());
     }
     match tier {
-        Tier::Lint | Tier::Host => None,
         Tier::Datapath | Tier::Netns if !cmd::is_root() => {
             Some("needs root (BPF program loading, test_run, netns)".into())
         }
@@ -112,7 +110,7 @@ fn precondition(tier: Tier) -> Option<String> {
         Tier::Vm if !cmd::exists("qemu-system-x86_64") => {
             Some("qemu-system-x86_64 is missing: run `cargo xtask setup`".into())
         }
-        Tier::Datapath | Tier::Netns | Tier::Vm => None,
+        Tier::Lint | Tier::Host | Tier::Datapath | Tier::Netns | Tier::Vm => None,
     }
 }
 

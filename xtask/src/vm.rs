@@ -54,7 +54,7 @@ pub struct Args {
     /// Seconds a VM may run before it is killed and counted as failed.
     #[arg(long, default_value_t = 1200)]
     pub timeout: u64,
-    /// Also run the datapath tier inside each VM (verifier and test_run on that kernel).
+    /// Also run the datapath tier inside each VM (verifier and `test_run` on that kernel).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub datapath: bool,
 }
@@ -356,7 +356,6 @@ fn module_index(modules: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
 
 /// The modules to load, dependencies first (built-ins skipped).
 fn module_order(modules: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let index = module_index(modules)?;
     let builtin: HashSet<String> = fs::read_to_string(modules.join("modules.builtin"))
         .unwrap_or_default()
         .lines()
@@ -367,33 +366,44 @@ fn module_order(modules: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
                 .map(|(s, _)| s.replace('-', "_"))
         })
         .collect();
-    let mut order = Vec::new();
-    let mut seen = HashSet::new();
-    fn visit(
-        name: &str,
-        index: &BTreeMap<String, PathBuf>,
-        builtin: &HashSet<String>,
-        seen: &mut HashSet<String>,
-        order: &mut Vec<(String, PathBuf)>,
-    ) -> anyhow::Result<()> {
+    let mut resolver = ModuleResolver {
+        index: module_index(modules)?,
+        builtin,
+        seen: HashSet::new(),
+        order: Vec::new(),
+    };
+    for m in MODULES {
+        resolver.visit(m)?;
+    }
+    Ok(resolver.order)
+}
+
+/// Depth-first walk of `modinfo -F depends`.
+struct ModuleResolver {
+    index: BTreeMap<String, PathBuf>,
+    builtin: HashSet<String>,
+    seen: HashSet<String>,
+    order: Vec<(String, PathBuf)>,
+}
+
+impl ModuleResolver {
+    fn visit(&mut self, name: &str) -> anyhow::Result<()> {
         let name = name.replace('-', "_");
-        if !seen.insert(name.clone()) || builtin.contains(&name) {
+        if !self.seen.insert(name.clone()) || self.builtin.contains(&name) {
             return Ok(());
         }
-        let path = index
+        let path = self
+            .index
             .get(&name)
-            .with_context(|| format!("module {name} not in the kernel package"))?;
-        let deps = cmd::stdout(Command::new("modinfo").args(["-F", "depends"]).arg(path))?;
+            .with_context(|| format!("module {name} not in the kernel package"))?
+            .clone();
+        let deps = cmd::stdout(Command::new("modinfo").args(["-F", "depends"]).arg(&path))?;
         for dep in deps.trim().split(',').filter(|d| !d.is_empty()) {
-            visit(dep, index, builtin, seen, order)?;
+            self.visit(dep)?;
         }
-        order.push((name, path.clone()));
+        self.order.push((name, path));
         Ok(())
     }
-    for m in MODULES {
-        visit(m, &index, &builtin, &mut seen, &mut order)?;
-    }
-    Ok(order)
 }
 
 fn build_initramfs(

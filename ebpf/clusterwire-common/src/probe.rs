@@ -1,5 +1,5 @@
 //! The self-check probe: a program that counts the packets it sees, used to prove that the
-//! datapath tiers (test_run, netns, VM) really load, attach and run our programs.
+//! datapath tiers (`test_run`, netns, VM) really load, attach and run our programs.
 
 /// Index of each counter slot in the probe's per-CPU counter array.
 #[repr(u32)]

@@ -1,5 +1,5 @@
 //! The datapath self-check: kernel prerequisites, our eBPF object through the verifier and
-//! BPF_PROG_TEST_RUN, a pinned map for bpftool, and which Geneve and WireGuard implementations
+//! `BPF_PROG_TEST_RUN`, a pinned map for bpftool, and which Geneve and WireGuard implementations
 //! this kernel allows.
 use std::{
     path::{Path, PathBuf},
@@ -21,7 +21,7 @@ pub struct Args {
     /// Leave the pinned map in place for inspection with bpftool.
     #[arg(long)]
     keep_pins: bool,
-    /// Packets to push through BPF_PROG_TEST_RUN (1 to 10,000,000).
+    /// Packets to push through `BPF_PROG_TEST_RUN` (1 to 10,000,000).
     #[arg(long, default_value_t = 100_000)]
     packets: u32,
 }

@@ -1,4 +1,4 @@
-//! Probes for the kernel drivers clusterwire prefers: Geneve (collect_md) and WireGuard.
+//! Probes for the kernel drivers clusterwire prefers: Geneve (`collect_md`) and WireGuard.
 //!
 //! Each probe creates a throw-away device in the caller's network namespace, reads it back,
 //! checks that the kernel kept what was asked, and deletes it.
@@ -49,7 +49,7 @@ impl fmt::Display for Capability {
 /// What the running kernel offers clusterwire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelCapabilities {
-    /// Kernel collect_md Geneve (else: eBPF-native Geneve).
+    /// Kernel `collect_md` Geneve (else: eBPF-native Geneve).
     pub geneve: Capability,
     /// Kernel WireGuard (else: embedded userspace WireGuard).
     pub wireguard: Capability,

@@ -1,4 +1,4 @@
-//! The collect_md ("external") Geneve device: one per node or gateway, whose tunnel key (remote
+//! The `collect_md` ("external") Geneve device: one per node or gateway, whose tunnel key (remote
 //! IP, VNI) is set per packet by eBPF (`bpf_skb_set_tunnel_key`) instead of one point-to-point
 //! device per peer.
 use futures::TryStreamExt as _;
@@ -23,7 +23,7 @@ pub struct GeneveLink {
     pub port: Option<u16>,
 }
 
-/// Creates a collect_md Geneve device listening on `port`, returning its interface index.
+/// Creates a `collect_md` Geneve device listening on `port`, returning its interface index.
 ///
 /// Fails with a netlink error of code `EOPNOTSUPP` where the kernel has no Geneve driver.
 pub async fn create_collect_md(handle: &Handle, name: &str, port: u16) -> Result<u32, LinkError> {

@@ -1,4 +1,4 @@
-//! Kernel link management for clusterwire: the collect_md Geneve device a node or gateway uses for
+//! Kernel link management for clusterwire: the `collect_md` Geneve device a node or gateway uses for
 //! the internal network, the WireGuard device of a gateway, and probes that tell whether the
 //! running kernel has these drivers at all.
 //!
