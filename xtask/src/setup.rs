@@ -115,50 +115,57 @@ const REQUIREMENTS: &[Requirement] = &[
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !(r.present)()).collect();
-    let can_install = cmd::is_root() && cmd::exists("apt-get") && !args.check;
+    let mut items: Vec<String> = missing
+        .iter()
+        .map(|r| format!("{} ({})", r.package, r.why))
+        .collect();
+    if !bpf_linker_ok() {
+        items.push(format!(
+            "bpf-linker {BPF_LINKER_VERSION} built with llvm-{BPF_LINKER_LLVM}, in {TOOLS_ROOT}/bin"
+        ));
+    }
+    if !cmd::exists("rustup") {
+        items.push("rustup (aya-build runs `rustup run /usr cargo`)".to_owned());
+    }
+    let cannot_install = if args.check {
+        Some("--check given")
+    } else if !cmd::is_root() {
+        Some("not root")
+    } else if !cmd::exists("apt-get") {
+        Some("no apt-get: not Debian/Ubuntu")
+    } else if !cmd::exists("rustup") {
+        Some("rustup cannot be installed from the Debian archive")
+    } else {
+        None
+    };
+    if let (Some(why), false) = (cannot_install, items.is_empty()) {
+        bail!("{}", missing_report(&items, why));
+    }
     if !missing.is_empty() {
-        if can_install {
-            install_packages(&missing)?;
-        } else {
-            let mut report = String::from("missing packages:\n");
-            for r in &missing {
-                let _ = writeln!(report, "  - {} ({})", r.package, r.why);
-            }
-            if !bpf_linker_ok() {
-                let _ = writeln!(
-                    report,
-                    "  - bpf-linker {BPF_LINKER_VERSION} (llvm-{BPF_LINKER_LLVM}) in {TOOLS_ROOT}/bin"
-                );
-            }
-            if !cmd::exists("rustup") {
-                report.push_str("  - rustup (aya-build runs `rustup run /usr cargo`)\n");
-            }
-            let why = if args.check {
-                "--check given"
-            } else if !cmd::is_root() {
-                "not root"
-            } else {
-                "no apt-get (not Debian/Ubuntu)"
-            };
-            bail!("{report}cannot install them here ({why}); install them, then run again");
-        }
+        install_packages(&missing)?;
     }
     check_rustc_llvm()?;
     check_rust_components()?;
-    if !cmd::exists("rustup") {
-        bail!(
-            "rustup is missing: aya-build and `cargo xtask build-ebpf` run `rustup run /usr cargo`"
-        );
-    }
     if bpf_linker_ok() {
         println!("setup: bpf-linker {BPF_LINKER_VERSION} already in {TOOLS_ROOT}/bin");
-    } else if args.check {
-        bail!("bpf-linker {BPF_LINKER_VERSION} is missing from {TOOLS_ROOT}/bin");
     } else {
         install_bpf_linker()?;
     }
     println!("setup: everything clusterwire needs is installed");
     Ok(())
+}
+
+/// The message listing exactly what is missing and why it cannot be installed here.
+fn missing_report(items: &[String], why: &str) -> String {
+    let mut report = String::from("missing:\n");
+    for item in items {
+        let _ = writeln!(report, "  - {item}");
+    }
+    let _ = write!(
+        report,
+        "cannot install them here ({why}); install them, then run again"
+    );
+    report
 }
 
 fn install_packages(missing: &[&Requirement]) -> anyhow::Result<()> {
@@ -272,6 +279,19 @@ fn install_bpf_linker() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::parse_llvm_major;
+
+    #[test]
+    fn the_missing_report_lists_every_item_and_the_reason() {
+        let items = vec![
+            "tshark (pcap oracle)".to_owned(),
+            "rustup (aya-build)".to_owned(),
+        ];
+        assert_eq!(
+            super::missing_report(&items, "not root"),
+            "missing:\n  - tshark (pcap oracle)\n  - rustup (aya-build)\n\
+             cannot install them here (not root); install them, then run again"
+        );
+    }
 
     #[test]
     fn reads_the_llvm_major_of_rustc() {
