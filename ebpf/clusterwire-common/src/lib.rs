@@ -6,6 +6,7 @@
 //! their name (`addr_be`). With the `user` feature, each type implements `aya::Pod`.
 #![no_std]
 
+pub mod geneve;
 pub mod probe;
 
 /// Implements `aya::Pod` for plain-old-data map types when building for userspace.

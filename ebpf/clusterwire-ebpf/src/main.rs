@@ -2,6 +2,7 @@
 #![no_std]
 #![no_main]
 
+mod geneve;
 mod probe;
 
 #[cfg(not(test))]

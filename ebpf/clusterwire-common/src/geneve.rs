@@ -1,0 +1,161 @@
+//! Geneve (RFC 8926) between nodes and gateways: the map types of `cw_geneve_encap` and
+//! `cw_geneve_decap`, and the wire constants both sides (and the tests) agree on.
+//!
+//! Wire format produced by the eBPF-native encapsulation, identical to what the Linux geneve
+//! driver sends from a `collect_md` device given the same tunnel key (`BPF_F_ZERO_CSUM_TX |
+//! BPF_F_DONT_FRAGMENT`, TTL 64):
+//!
+//! ```text
+//! outer Ethernet (kept from the original frame, or rewritten by bpf_redirect_neigh)
+//! outer IPv4     20 bytes, no options, DF, ID 0, TTL 64, TOS copied from the inner header,
+//!                src = DatapathConfig.local_ipv4_be, dst = GeneveRoute.remote_ipv4_be
+//! UDP            8 bytes, sport = flow hash folded into 49152..=65535, dport = geneve_port,
+//!                checksum 0 (allowed for IPv4, keeps GSO and checksum offload working)
+//! Geneve         8 bytes, ver 0, no options, O = C = 0, protocol 0x6558, VNI
+//! inner Ethernet the original frame, unchanged
+//! ```
+
+/// Name of the encapsulating classifier in the eBPF object.
+pub const GENEVE_ENCAP_PROGRAM: &str = "cw_geneve_encap";
+/// Name of the decapsulating classifier in the eBPF object.
+pub const GENEVE_DECAP_PROGRAM: &str = "cw_geneve_decap";
+/// Name of the LPM map of tunnelled destinations ([`GeneveRouteKey`] -> [`GeneveRoute`]).
+pub const GENEVE_ROUTES_MAP: &str = "CW_GENEVE_ROUTES";
+/// Name of the hash map of accepted peers ([`GenevePeerKey`] -> [`GenevePeer`]).
+pub const GENEVE_PEERS_MAP: &str = "CW_GENEVE_PEERS";
+
+/// Capacity of [`GENEVE_ROUTES_MAP`].
+pub const GENEVE_ROUTES_MAX: u32 = 4096;
+/// Capacity of [`GENEVE_PEERS_MAP`] (one entry per peer and VNI, plus one marker per peer).
+pub const GENEVE_PEERS_MAX: u32 = 8192;
+
+/// The Geneve UDP port Liqo uses (not the IANA 6081).
+pub const GENEVE_DEFAULT_PORT: u16 = 6091;
+/// Geneve protocol type of an inner Ethernet frame (Transparent Ethernet Bridging).
+pub const GENEVE_PROTO_TEB: u16 = 0x6558;
+/// Length of the fixed Geneve header.
+pub const GENEVE_HEADER_LEN: usize = 8;
+/// Length of the outer IPv4 header the encapsulation writes (no options).
+pub const OUTER_IPV4_LEN: usize = 20;
+/// Length of a UDP header.
+pub const UDP_HEADER_LEN: usize = 8;
+/// Length of an Ethernet header without VLAN tags.
+pub const ETH_HEADER_LEN: usize = 14;
+/// Bytes the encapsulation inserts after the outer Ethernet header: IPv4 + UDP + Geneve + the
+/// inner Ethernet header.
+pub const GENEVE_ENCAP_OVERHEAD: usize =
+    OUTER_IPV4_LEN + UDP_HEADER_LEN + GENEVE_HEADER_LEN + ETH_HEADER_LEN;
+/// TTL of the outer IPv4 header.
+pub const OUTER_TTL: u8 = 64;
+/// Largest VNI (24 bits).
+pub const VNI_MAX: u32 = 0x00ff_ffff;
+/// First UDP source port of the range the flow hash is folded into (IANA dynamic ports).
+pub const SOURCE_PORT_MIN: u16 = 49152;
+/// Number of source ports in the range (`SOURCE_PORT_MIN..=65535`).
+pub const SOURCE_PORT_COUNT: u32 = 16384;
+/// The [`GenevePeerKey::vni`] of a peer's marker entry: it makes a known peer with an unknown VNI
+/// tell apart from an unknown peer. It is above [`VNI_MAX`], so no packet can match it.
+pub const VNI_PEER_MARKER: u32 = u32::MAX;
+
+/// Folds a 32-bit flow hash into the UDP source port range, uniformly (multiply-shift).
+#[inline(always)]
+#[must_use]
+pub const fn source_port(hash: u32) -> u16 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "(hash * 16384) >> 32 < 16384, so the sum stays below 65536"
+    )]
+    let offset = ((hash as u64 * SOURCE_PORT_COUNT as u64) >> 32) as u16;
+    SOURCE_PORT_MIN + offset
+}
+
+/// How a matched packet is tunnelled ([`GeneveRoute::mode`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneveMode {
+    /// Set the tunnel key (remote IP, VNI) and redirect to a `collect_md` Geneve device, which
+    /// encapsulates.
+    Redirect = 1,
+    /// Encapsulate in eBPF, then redirect to the egress device through the neighbour table
+    /// (`bpf_redirect_neigh`), or continue on the current device when `ifindex` is 0.
+    Native = 2,
+}
+
+impl GeneveMode {
+    /// The mode stored in a route, if it is a known one.
+    #[must_use]
+    pub const fn from_u8(raw: u8) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Redirect),
+            2 => Some(Self::Native),
+            _ => None,
+        }
+    }
+}
+
+/// Key of [`GENEVE_ROUTES_MAP`] (inside the LPM trie's `{ prefix_len, data }` key): the inner
+/// destination address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeneveRouteKey {
+    /// Inner IPv4 destination, network byte order.
+    pub addr_be: [u8; 4],
+}
+const _: () = assert!(size_of::<GeneveRouteKey>() == 4);
+
+/// Value of [`GENEVE_ROUTES_MAP`]: where packets to the prefix are tunnelled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeneveRoute {
+    /// Outer destination (the gateway's or node's real IP), network byte order.
+    pub remote_ipv4_be: u32,
+    /// Virtual network identifier (24 bits, host byte order).
+    pub vni: u32,
+    /// Redirect mode: the `collect_md` Geneve device. Native mode: the egress device for
+    /// `bpf_redirect_neigh`, or 0 to let the packet continue on the device the program runs on.
+    pub ifindex: u32,
+    /// A [`GeneveMode`] as `u8`.
+    pub mode: u8,
+    /// Explicit padding, zero.
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(size_of::<GeneveRoute>() == 16);
+
+/// Key of [`GENEVE_PEERS_MAP`]: a peer's outer source address and the VNI it may use.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GenevePeerKey {
+    /// Outer IPv4 source of the peer, network byte order.
+    pub remote_ipv4_be: u32,
+    /// VNI (24 bits), or [`VNI_PEER_MARKER`] for the peer's marker entry.
+    pub vni: u32,
+}
+const _: () = assert!(size_of::<GenevePeerKey>() == 8);
+
+/// Value of [`GENEVE_PEERS_MAP`]: what to do with a decapsulated packet from this peer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenevePeer {
+    /// 0: the inner frame continues up the stack of the device it arrived on (`TC_ACT_OK`).
+    /// Otherwise: redirected to the ingress of this device (`bpf_redirect` with
+    /// `BPF_F_INGRESS`), where the kernel re-parses the inner Ethernet header, as a Geneve
+    /// netdev would deliver it (policy routing by input interface keeps working).
+    pub ifindex: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<GenevePeer>() == 8);
+
+crate::impl_pod!(GeneveRouteKey, GeneveRoute, GenevePeerKey, GenevePeer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_port_covers_the_range_ends() {
+        assert_eq!(source_port(0), 49152);
+        assert_eq!(source_port(u32::MAX), 65535);
+        assert_eq!(source_port(0x8000_0000), 49152 + 8192);
+    }
+}
