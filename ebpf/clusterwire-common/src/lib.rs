@@ -7,7 +7,11 @@
 #![no_std]
 
 pub mod geneve;
+pub mod config;
+pub mod drop;
+pub mod nat;
 pub mod probe;
+pub mod stats;
 
 /// Implements `aya::Pod` for plain-old-data map types when building for userspace.
 macro_rules! impl_pod {

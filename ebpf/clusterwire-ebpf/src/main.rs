@@ -2,8 +2,13 @@
 #![no_std]
 #![no_main]
 
+mod config;
+mod csum;
+mod drop;
 mod geneve;
+mod parse;
 mod probe;
+mod stats;
 
 #[cfg(not(test))]
 #[panic_handler]
