@@ -3,3 +3,4 @@
 //! `datapath/`, `netns/` and `vm/`, run by `cargo xtask test`.
 
 pub mod netns;
+pub mod pcap;

@@ -58,7 +58,7 @@ pub const SOURCE_PORT_COUNT: u32 = 16384;
 pub const VNI_PEER_MARKER: u32 = u32::MAX;
 
 /// Folds a 32-bit flow hash into the UDP source port range, uniformly (multiply-shift).
-#[inline(always)]
+#[inline]
 #[must_use]
 pub const fn source_port(hash: u32) -> u16 {
     #[expect(
@@ -106,6 +106,10 @@ const _: () = assert!(size_of::<GeneveRouteKey>() == 4);
 /// Value of [`GENEVE_ROUTES_MAP`]: where packets to the prefix are tunnelled.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding, public so the type can be built literally"
+)]
 pub struct GeneveRoute {
     /// Outer destination (the gateway's or node's real IP), network byte order.
     pub remote_ipv4_be: u32,

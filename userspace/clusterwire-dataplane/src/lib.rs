@@ -2,5 +2,6 @@
 //! `/sys/fs/bpf/clusterwire/<instance>/` and exposes typed handles to programs and maps.
 #![forbid(unsafe_code)]
 
+pub mod geneve;
 pub mod object;
 pub mod probe;

@@ -11,10 +11,10 @@ use clusterwire_common::geneve::{
     VNI_PEER_MARKER,
 };
 
-use super::{
-    CW_GENEVE_PEERS,
-    shim::{self, DropReason, Event},
-};
+use super::CW_GENEVE_PEERS;
+use clusterwire_common::{drop::DropReason, stats::Event};
+
+use crate::{config, parse, stats};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const IPPROTO_UDP: u8 = 17;
@@ -28,10 +28,10 @@ const GENEVE_FLAG_CRITICAL: u8 = 0x40;
 /// Decapsulates Geneve addressed to us; `TC_ACT_OK` untouched for anything else.
 #[inline(always)]
 pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
-    let config = shim::config();
+    let config = config::get();
 
     // Outer Ethernet + fixed IPv4 header.
-    let Some(data) = shim::at(ctx, 0, ETH_HEADER_LEN + IPV4_MIN_LEN) else {
+    let Some(data) = parse::at(ctx, 0, ETH_HEADER_LEN + IPV4_MIN_LEN) else {
         return Ok(TC_ACT_OK as i32);
     };
     // SAFETY: `at` checked that ETH_HEADER_LEN + IPV4_MIN_LEN bytes from `data` are present.
@@ -61,18 +61,18 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
 
     // UDP header: its destination port says whether the packet is ours.
     let udp_at = ETH_HEADER_LEN + ihl;
-    let Some(udp) = shim::at(ctx, udp_at, UDP_HEADER_LEN) else {
+    let Some(udp) = parse::at(ctx, udp_at, UDP_HEADER_LEN) else {
         return Ok(TC_ACT_OK as i32);
     };
     // SAFETY: `at` checked that UDP_HEADER_LEN bytes from `udp` are present.
     let dport = unsafe { u16::from_be_bytes(*((udp + 2) as *const [u8; 2])) };
-    if dport != config.geneve_port {
+    if dport != super::encap::geneve_port(config.geneve_port) {
         return Ok(TC_ACT_OK as i32);
     }
 
     // From here on the packet is Geneve for us: anything wrong is a counted drop.
     let geneve_at = udp_at + UDP_HEADER_LEN;
-    let Some(geneve) = shim::at(ctx, geneve_at, GENEVE_HEADER_LEN) else {
+    let Some(geneve) = parse::at(ctx, geneve_at, GENEVE_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
     };
     // SAFETY: `at` checked that GENEVE_HEADER_LEN bytes from `geneve` are present.
@@ -118,7 +118,7 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
     // SAFETY: a value pointer the map lookup just returned; the entry is plain data.
     let ifindex = unsafe { (*peer).ifindex };
 
-    let Some(inner) = shim::at(ctx, inner_at, ETH_HEADER_LEN) else {
+    let Some(inner) = parse::at(ctx, inner_at, ETH_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
     };
     // SAFETY: `at` checked that ETH_HEADER_LEN bytes from `inner` are present.
@@ -128,7 +128,7 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
     if ifindex == 0 && u16::from_be_bytes([inner_eth[12], inner_eth[13]]) != ETH_P_IPV4 {
         return Err(DropReason::GeneveDecapFailed);
     }
-    let Some(front) = shim::at(ctx, 0, ETH_HEADER_LEN) else {
+    let Some(front) = parse::at(ctx, 0, ETH_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
     };
     // SAFETY: `at` checked that ETH_HEADER_LEN bytes from `front` are present.
@@ -147,7 +147,7 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
     // The cached hash was the outer UDP flow's; let the kernel hash the inner flow again.
     // SAFETY: plain helper call on our own context.
     unsafe { bpf_set_hash_invalid(ctx.skb.skb) };
-    shim::count_event(Event::GeneveDecap);
+    stats::event(Event::GeneveDecap);
 
     if ifindex == 0 {
         return Ok(TC_ACT_OK as i32);

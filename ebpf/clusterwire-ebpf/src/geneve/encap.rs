@@ -13,14 +13,14 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use clusterwire_common::geneve::{
-    ETH_HEADER_LEN, GENEVE_ENCAP_OVERHEAD, GENEVE_PROTO_TEB, GeneveMode, GeneveRoute,
-    GeneveRouteKey, OUTER_IPV4_LEN, OUTER_TTL, UDP_HEADER_LEN, source_port,
+    ETH_HEADER_LEN, GENEVE_DEFAULT_PORT, GENEVE_ENCAP_OVERHEAD, GENEVE_PROTO_TEB, GeneveMode,
+    GeneveRoute, GeneveRouteKey, OUTER_IPV4_LEN, OUTER_TTL, UDP_HEADER_LEN, source_port,
 };
 
-use super::{
-    CW_GENEVE_ROUTES,
-    shim::{self, DropReason, Event},
-};
+use super::CW_GENEVE_ROUTES;
+use clusterwire_common::{drop::DropReason, stats::Event};
+
+use crate::{config, parse, stats};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const IPPROTO_UDP: u8 = 17;
@@ -36,7 +36,7 @@ const ENCAP_FLAGS: u64 = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 as u64
 /// Tunnels the packet if its IPv4 destination has a route; `TC_ACT_OK` untouched otherwise.
 #[inline(always)]
 pub(super) fn try_encap(ctx: &TcContext) -> Result<i32, DropReason> {
-    let Some(data) = shim::at(ctx, 0, ROUTE_LOOKUP_LEN) else {
+    let Some(data) = parse::at(ctx, 0, ROUTE_LOOKUP_LEN) else {
         return Ok(TC_ACT_OK as i32);
     };
     // SAFETY: `at` checked that ROUTE_LOOKUP_LEN bytes from `data` are in the packet.
@@ -56,14 +56,20 @@ pub(super) fn try_encap(ctx: &TcContext) -> Result<i32, DropReason> {
         return Ok(TC_ACT_OK as i32);
     };
     let route = *route;
-    let action = match GeneveMode::from_u8(route.mode) {
-        Some(GeneveMode::Redirect) => redirect(ctx, &route, tos)?,
-        Some(GeneveMode::Native) => native(ctx, &route, tos)?,
+    match GeneveMode::from_u8(route.mode) {
+        Some(GeneveMode::Redirect) => {
+            let action = redirect(ctx, &route, tos)?;
+            stats::event(Event::GeneveRedirect);
+            Ok(action)
+        }
+        Some(GeneveMode::Native) => {
+            let action = native(ctx, &route, tos)?;
+            stats::event(Event::GeneveEncap);
+            Ok(action)
+        }
         // A route the loader cannot have written: never send its traffic unencapsulated.
-        None => return Err(DropReason::GeneveEncapFailed),
-    };
-    shim::count_event(Event::GeneveEncap);
-    Ok(action)
+        None => Err(DropReason::GeneveEncapFailed),
+    }
 }
 
 /// Redirect mode: the `collect_md` Geneve device encapsulates with this key. Same wire result
@@ -76,7 +82,7 @@ fn redirect(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropRe
     key.__bindgen_anon_1.remote_ipv4 = u32::from_be(route.remote_ipv4_be);
     key.tunnel_tos = tos;
     key.tunnel_ttl = OUTER_TTL;
-    key.__bindgen_anon_3.local_ipv4 = u32::from_be(shim::config().local_ipv4_be);
+    key.__bindgen_anon_3.local_ipv4 = u32::from_be(config::get().local_ipv4_be);
     #[expect(clippy::cast_possible_truncation, reason = "44 bytes")]
     const KEY_SIZE: u32 = size_of::<bpf_tunnel_key>() as u32;
     // SAFETY: `key` is a live, fully initialised `bpf_tunnel_key` of KEY_SIZE bytes.
@@ -104,14 +110,14 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     // Flow hash of the inner packet, before it is wrapped (the kernel caches it in the skb).
     // SAFETY: plain helper call on our own context.
     let hash = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
-    let config = shim::config();
+    let config = config::get();
 
     #[expect(clippy::cast_possible_wrap, reason = "50 bytes")]
     ctx.adjust_room(GENEVE_ENCAP_OVERHEAD as i32, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS)
         .map_err(|_| DropReason::GeneveEncapFailed)?;
 
     // adjust_room invalidated every packet pointer: derive them again.
-    let Some(data) = shim::at(ctx, 0, ETH_HEADER_LEN + GENEVE_ENCAP_OVERHEAD) else {
+    let Some(data) = parse::at(ctx, 0, ETH_HEADER_LEN + GENEVE_ENCAP_OVERHEAD) else {
         return Err(DropReason::GeneveEncapFailed);
     };
     let skb_len = ctx.len() as usize;
@@ -147,7 +153,7 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     ip[11] = csum[1];
 
     let sport = source_port(hash).to_be_bytes();
-    let dport = config.geneve_port.to_be_bytes();
+    let dport = geneve_port(config.geneve_port).to_be_bytes();
     let udp = [
         sport[0], sport[1], dport[0], dport[1], udp_len[0], udp_len[1], 0, 0,
     ];
@@ -179,6 +185,16 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     #[expect(clippy::cast_possible_truncation, reason = "returns a TC_ACT_* value")]
     let action = unsafe { bpf_redirect_neigh(route.ifindex, core::ptr::null_mut(), 0, 0) } as i32;
     Ok(action)
+}
+
+/// The configured Geneve port, or Liqo's default when the loader left it 0.
+#[inline(always)]
+pub(super) fn geneve_port(configured: u16) -> u16 {
+    if configured == 0 {
+        GENEVE_DEFAULT_PORT
+    } else {
+        configured
+    }
 }
 
 /// A 16-bit length field; 0 above 65535 (an IPv4 BIG TCP super-packet: GSO writes each

@@ -11,9 +11,10 @@ use clusterwire_common::geneve::{
     GENEVE_PEERS_MAX, GENEVE_ROUTES_MAX, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
 };
 
+use crate::drop;
+
 mod decap;
 mod encap;
-mod shim;
 
 /// Inner destination prefix -> tunnel endpoint, VNI and mode.
 #[btf_map]
@@ -32,7 +33,7 @@ static CW_GENEVE_PEERS: HashMap<GenevePeerKey, GenevePeer, { GENEVE_PEERS_MAX as
 pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
     match encap::try_encap(&ctx) {
         Ok(action) => action,
-        Err(reason) => shim::drop_packet(reason),
+        Err(reason) => drop::count(reason),
     }
 }
 
@@ -42,6 +43,6 @@ pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
 pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
     match decap::try_decap(&ctx) {
         Ok(action) => action,
-        Err(reason) => shim::drop_packet(reason),
+        Err(reason) => drop::count(reason),
     }
 }

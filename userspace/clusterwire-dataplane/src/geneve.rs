@@ -1,0 +1,293 @@
+//! Typed handles for the Geneve maps: which destinations `cw_geneve_encap` tunnels (and how),
+//! and which (peer, VNI) pairs `cw_geneve_decap` accepts.
+use std::{collections::BTreeSet, net::Ipv4Addr, num::NonZeroU32};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
+};
+use clusterwire_common::geneve::{
+    GENEVE_PEERS_MAP, GENEVE_ROUTES_MAP, GeneveMode, GenevePeer, GenevePeerKey, GeneveRoute,
+    GeneveRouteKey, VNI_MAX, VNI_PEER_MARKER,
+};
+
+/// Why a Geneve map operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneveError {
+    /// The object has no map of that name (or it was already taken).
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    /// A kernel map operation failed.
+    #[error("Geneve map {map} operation failed")]
+    Map {
+        /// Which map.
+        map: &'static str,
+        /// Why.
+        #[source]
+        source: MapError,
+    },
+    /// A VNI above 24 bits.
+    #[error("VNI {0} does not fit in 24 bits")]
+    VniTooLarge(u32),
+    /// A prefix length above 32.
+    #[error("IPv4 prefix length {0} is above 32")]
+    PrefixTooLong(u8),
+    /// A route value with a mode byte no program version wrote.
+    #[error("route for {0} has unknown mode {1}")]
+    UnknownMode(Ipv4Addr, u8),
+}
+
+/// A Geneve virtual network identifier (24 bits), validated at construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Vni(u32);
+
+impl Vni {
+    /// A VNI, if it fits in 24 bits.
+    pub fn try_new(vni: u32) -> Result<Self, GeneveError> {
+        if vni > VNI_MAX {
+            return Err(GeneveError::VniTooLarge(vni));
+        }
+        Ok(Self(vni))
+    }
+
+    /// The VNI as a number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// How packets to a prefix are tunnelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelMode {
+    /// Tunnel key + redirect to this `collect_md` Geneve device, which encapsulates.
+    Redirect {
+        /// Interface index of the `collect_md` Geneve device.
+        geneve_ifindex: NonZeroU32,
+    },
+    /// Encapsulated by `cw_geneve_encap` itself.
+    Native {
+        /// Egress device for `bpf_redirect_neigh` (outer Ethernet from the neighbour table), or
+        /// `None` to continue on the device the program is attached to.
+        egress_ifindex: Option<NonZeroU32>,
+    },
+}
+
+/// Where packets to a prefix are tunnelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelRoute {
+    /// Outer destination: the real IP of the gateway (or node) at the other end.
+    pub remote: Ipv4Addr,
+    /// VNI to put in the Geneve header.
+    pub vni: Vni,
+    /// Redirect or native.
+    pub mode: TunnelMode,
+}
+
+impl TunnelRoute {
+    /// A route that hands packets to a `collect_md` Geneve device with the tunnel key set: the
+    /// setup the VM tier checks against the kernel's geneve driver.
+    pub fn via_collect_md_device(remote: Ipv4Addr, vni: Vni, geneve_ifindex: NonZeroU32) -> Self {
+        Self {
+            remote,
+            vni,
+            mode: TunnelMode::Redirect { geneve_ifindex },
+        }
+    }
+
+    fn to_map_value(self) -> GeneveRoute {
+        let (mode, ifindex) = match self.mode {
+            TunnelMode::Redirect { geneve_ifindex } => (GeneveMode::Redirect, geneve_ifindex.get()),
+            TunnelMode::Native { egress_ifindex } => (
+                GeneveMode::Native,
+                egress_ifindex.map_or(0, NonZeroU32::get),
+            ),
+        };
+        GeneveRoute {
+            remote_ipv4_be: u32::from_ne_bytes(self.remote.octets()),
+            vni: self.vni.get(),
+            ifindex,
+            mode: mode as u8,
+            _pad: [0; 3],
+        }
+    }
+
+    fn from_map_value(prefix: Ipv4Addr, value: GeneveRoute) -> Result<Self, GeneveError> {
+        let GeneveRoute {
+            remote_ipv4_be,
+            vni,
+            ifindex,
+            mode,
+            _pad,
+        } = value;
+        let mode = match (GeneveMode::from_u8(mode), NonZeroU32::new(ifindex)) {
+            (Some(GeneveMode::Redirect), Some(geneve_ifindex)) => {
+                TunnelMode::Redirect { geneve_ifindex }
+            }
+            (Some(GeneveMode::Native), egress_ifindex) => TunnelMode::Native { egress_ifindex },
+            _ => return Err(GeneveError::UnknownMode(prefix, mode)),
+        };
+        Ok(Self {
+            remote: Ipv4Addr::from(remote_ipv4_be.to_ne_bytes()),
+            vni: Vni::try_new(vni)?,
+            mode,
+        })
+    }
+}
+
+/// What happens to a frame decapsulated from an accepted peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Continues up the stack of the device it arrived on (inner IPv4 only).
+    InPlace,
+    /// Enters this device's ingress, re-parsed from its inner Ethernet header.
+    IngressOf(NonZeroU32),
+}
+
+/// The Geneve maps of a loaded object.
+#[derive(Debug)]
+pub struct GeneveMaps {
+    routes: LpmTrie<MapData, GeneveRouteKey, GeneveRoute>,
+    peers: HashMap<MapData, GenevePeerKey, GenevePeer>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(MapError) -> GeneveError {
+    move |source| GeneveError::Map { map, source }
+}
+
+impl GeneveMaps {
+    /// Takes the Geneve maps out of a loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, GeneveError> {
+        let routes = ebpf
+            .take_map(GENEVE_ROUTES_MAP)
+            .ok_or(GeneveError::MissingMap(GENEVE_ROUTES_MAP))?;
+        let peers = ebpf
+            .take_map(GENEVE_PEERS_MAP)
+            .ok_or(GeneveError::MissingMap(GENEVE_PEERS_MAP))?;
+        Ok(Self {
+            routes: LpmTrie::try_from(routes).map_err(map_err(GENEVE_ROUTES_MAP))?,
+            peers: HashMap::try_from(peers).map_err(map_err(GENEVE_PEERS_MAP))?,
+        })
+    }
+
+    fn route_key(prefix: Ipv4Addr, len: u8) -> Result<Key<GeneveRouteKey>, GeneveError> {
+        if len > 32 {
+            return Err(GeneveError::PrefixTooLong(len));
+        }
+        // Host bits are cleared so that the same prefix always has the same key.
+        let bits = u32::from(prefix) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        Ok(Key::new(
+            u32::from(len),
+            GeneveRouteKey {
+                addr_be: bits.to_be_bytes(),
+            },
+        ))
+    }
+
+    /// Tunnels packets to `prefix/len` along `route` (replacing any route for that prefix).
+    pub fn set_route(
+        &mut self,
+        prefix: Ipv4Addr,
+        len: u8,
+        route: TunnelRoute,
+    ) -> Result<(), GeneveError> {
+        let key = Self::route_key(prefix, len)?;
+        self.routes
+            .insert(&key, route.to_map_value(), 0)
+            .map_err(map_err(GENEVE_ROUTES_MAP))
+    }
+
+    /// Stops tunnelling `prefix/len`.
+    pub fn remove_route(&mut self, prefix: Ipv4Addr, len: u8) -> Result<(), GeneveError> {
+        let key = Self::route_key(prefix, len)?;
+        self.routes.remove(&key).map_err(map_err(GENEVE_ROUTES_MAP))
+    }
+
+    /// Every route, as (prefix, length, route).
+    pub fn routes(&self) -> Result<Vec<(Ipv4Addr, u8, TunnelRoute)>, GeneveError> {
+        let mut out = Vec::new();
+        for entry in &self.routes {
+            let (key, value) = entry.map_err(map_err(GENEVE_ROUTES_MAP))?;
+            let prefix = Ipv4Addr::from(key.data().addr_be);
+            #[expect(clippy::cast_possible_truncation, reason = "the trie rejects > 32")]
+            let len = key.prefix_len() as u8;
+            out.push((prefix, len, TunnelRoute::from_map_value(prefix, value)?));
+        }
+        Ok(out)
+    }
+
+    /// Accepts Geneve from `remote` with `vni`, delivered as `delivery`.
+    pub fn allow_peer(
+        &mut self,
+        remote: Ipv4Addr,
+        vni: Vni,
+        delivery: Delivery,
+    ) -> Result<(), GeneveError> {
+        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        let ifindex = match delivery {
+            Delivery::InPlace => 0,
+            Delivery::IngressOf(ifindex) => ifindex.get(),
+        };
+        let value = GenevePeer { ifindex, flags: 0 };
+        let marker = GenevePeerKey {
+            remote_ipv4_be,
+            vni: VNI_PEER_MARKER,
+        };
+        // The marker first: a packet never sees the VNI entry without its peer being known.
+        self.peers
+            .insert(
+                marker,
+                GenevePeer {
+                    ifindex: 0,
+                    flags: 0,
+                },
+                0,
+            )
+            .map_err(map_err(GENEVE_PEERS_MAP))?;
+        self.peers
+            .insert(
+                GenevePeerKey {
+                    remote_ipv4_be,
+                    vni: vni.get(),
+                },
+                value,
+                0,
+            )
+            .map_err(map_err(GENEVE_PEERS_MAP))
+    }
+
+    /// Stops accepting `vni` from `remote`; forgets the peer when it has no VNI left.
+    pub fn remove_peer(&mut self, remote: Ipv4Addr, vni: Vni) -> Result<(), GeneveError> {
+        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        match self.peers.remove(&GenevePeerKey {
+            remote_ipv4_be,
+            vni: vni.get(),
+        }) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(source) => return Err(map_err(GENEVE_PEERS_MAP)(source)),
+        }
+        if self.peer_vnis(remote)?.is_empty() {
+            let marker = GenevePeerKey {
+                remote_ipv4_be,
+                vni: VNI_PEER_MARKER,
+            };
+            match self.peers.remove(&marker) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(source) => return Err(map_err(GENEVE_PEERS_MAP)(source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The VNIs accepted from `remote`.
+    pub fn peer_vnis(&self, remote: Ipv4Addr) -> Result<BTreeSet<Vni>, GeneveError> {
+        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        let mut vnis = BTreeSet::new();
+        for key in self.peers.keys() {
+            let key = key.map_err(map_err(GENEVE_PEERS_MAP))?;
+            if key.remote_ipv4_be == remote_ipv4_be && key.vni != VNI_PEER_MARKER {
+                vnis.insert(Vni::try_new(key.vni)?);
+            }
+        }
+        Ok(vnis)
+    }
+}
