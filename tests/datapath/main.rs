@@ -1,3 +1,4 @@
 //! Datapath tier: our eBPF programs run through `BPF_PROG_TEST_RUN` (aya `TestRun`). Needs root.
 
+mod geneve;
 mod probe;

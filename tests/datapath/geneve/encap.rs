@@ -1,0 +1,244 @@
+//! `cw_geneve_encap`: native encapsulation to the byte, redirect mode, and pass-through.
+use std::{
+    collections::BTreeSet,
+    net::{Ipv4Addr, Ipv6Addr},
+    num::NonZeroU32,
+};
+
+use clusterwire_common::{drop::DropReason, stats::Event};
+use clusterwire_dataplane::geneve::{TunnelMode, TunnelRoute, Vni};
+
+use super::{
+    GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, assert_frame_eq,
+    frames::{self, checksum},
+};
+
+/// Remote pods (the prefix the node tunnels to the gateway).
+const REMOTE_PODS: Ipv4Addr = Ipv4Addr::new(10, 70, 0, 0);
+const LOCAL_POD: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 5);
+const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(10, 70, 3, 9);
+const VNI: u32 = 0x12_3456;
+
+/// A node whose encapsulation sends 10.70.0.0/16 natively to the gateway.
+pub(super) fn node(egress: Option<NonZeroU32>) -> Host {
+    let mut host = Host::new(NODE_IP, PORT);
+    host.maps
+        .set_route(
+            REMOTE_PODS,
+            16,
+            TunnelRoute {
+                remote: GATEWAY_IP,
+                vni: Vni::try_new(VNI).expect("24-bit VNI"),
+                mode: TunnelMode::Native {
+                    egress_ifindex: egress,
+                },
+            },
+        )
+        .expect("set route");
+    host
+}
+
+/// The pod frame the encapsulation tests send.
+pub(super) fn pod_frame(sport: u16) -> Vec<u8> {
+    frames::pod_udp(LOCAL_POD, REMOTE_POD, sport, 5201, 0xb8)
+}
+
+/// What native encapsulation of `inner` must produce, field by field, given the source port
+/// (which comes from the kernel's randomly seeded flow hash).
+fn expected_encap(inner: &[u8], vni: u32, sport: u16) -> Vec<u8> {
+    let ip_len = u16::try_from(inner.len() - 14 + 20 + 8 + 8 + 14).expect("fits");
+    let mut ip = vec![
+        0x45,      // version 4, IHL 5
+        inner[15], // TOS copied from the inner header
+    ];
+    ip.extend_from_slice(&ip_len.to_be_bytes());
+    ip.extend_from_slice(&[0, 0]); // ID 0
+    ip.extend_from_slice(&[0x40, 0]); // DF, offset 0
+    ip.extend_from_slice(&[64, 17]); // TTL 64, UDP
+    ip.extend_from_slice(&[0, 0]); // checksum, filled below
+    ip.extend_from_slice(&NODE_IP.octets());
+    ip.extend_from_slice(&GATEWAY_IP.octets());
+    let c = checksum(&ip).to_be_bytes();
+    ip[10..12].copy_from_slice(&c);
+
+    let mut out = inner[..14].to_vec(); // outer Ethernet: the original header, kept
+    out.extend_from_slice(&ip);
+    out.extend_from_slice(&sport.to_be_bytes());
+    out.extend_from_slice(&PORT.to_be_bytes());
+    out.extend_from_slice(&(ip_len - 20).to_be_bytes());
+    out.extend_from_slice(&[0, 0]); // UDP checksum 0
+    out.extend_from_slice(&[0x00, 0x00, 0x65, 0x58]); // ver 0, no options, O=C=0, TEB
+    out.extend_from_slice(&(vni << 8).to_be_bytes()); // VNI + reserved
+    out.extend_from_slice(inner); // the whole original frame
+    out
+}
+
+/// The UDP source port of an encapsulated frame.
+pub(super) fn sport_of(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[34], frame[35]])
+}
+
+#[test]
+fn native_encap_writes_every_outer_header_field() {
+    let mut node = node(None);
+    let inner = pod_frame(40000);
+    let (action, out) = node.encap(&inner);
+    assert_eq!(
+        action, TC_ACT_OK,
+        "native encap without egress device continues"
+    );
+    assert_eq!(out.len(), inner.len() + 50, "50 bytes of encapsulation");
+    let sport = sport_of(&out);
+    assert!(
+        (49152..=65535).contains(&sport),
+        "source port {sport} outside the ephemeral range"
+    );
+    assert_frame_eq(
+        &out,
+        &expected_encap(&inner, VNI, sport),
+        "encapsulated frame",
+    );
+    assert_eq!(checksum(&out[14..34]), 0, "outer IPv4 checksum must verify");
+    assert_eq!(node.events(Event::GeneveEncap), 1);
+    assert_eq!(node.all_drops(), 0);
+}
+
+#[test]
+fn native_encap_with_egress_device_redirects_via_neighbour_table() {
+    let mut node = node(NonZeroU32::new(1));
+    let inner = pod_frame(40001);
+    let (action, out) = node.encap(&inner);
+    assert_eq!(
+        action, TC_ACT_REDIRECT,
+        "bpf_redirect_neigh to the egress device"
+    );
+    assert_frame_eq(&out, &expected_encap(&inner, VNI, sport_of(&out)), "frame");
+}
+
+#[test]
+fn source_port_is_stable_per_flow_and_spreads_across_flows() {
+    let mut node = node(None);
+    let mut ports = BTreeSet::new();
+    for flow in 0..16u16 {
+        let inner = pod_frame(30000 + flow);
+        let first = sport_of(&node.encap(&inner).1);
+        let again = sport_of(&node.encap(&inner).1);
+        assert_eq!(
+            first, again,
+            "flow {flow}: the same flow must keep its source port"
+        );
+        assert!(
+            (49152..=65535).contains(&first),
+            "port {first} out of range"
+        );
+        ports.insert(first);
+    }
+    assert!(
+        ports.len() >= 4,
+        "16 flows hashed to only {} source ports: {ports:?}",
+        ports.len()
+    );
+}
+
+#[test]
+fn longest_prefix_decides_the_vni() {
+    let mut node = node(None);
+    let specific = TunnelRoute {
+        remote: GATEWAY_IP,
+        vni: Vni::try_new(77).expect("vni"),
+        mode: TunnelMode::Native {
+            egress_ifindex: None,
+        },
+    };
+    node.maps
+        .set_route(Ipv4Addr::new(10, 70, 3, 0), 24, specific)
+        .expect("route");
+    let (_, out) = node.encap(&pod_frame(1));
+    assert_eq!(
+        &out[46..50],
+        &[0, 0, 77, 0],
+        "10.70.3.9 takes the /24's VNI"
+    );
+    let other = frames::pod_udp(LOCAL_POD, Ipv4Addr::new(10, 70, 4, 1), 1, 2, 0);
+    let (_, out) = node.encap(&other);
+    assert_eq!(
+        &out[46..50],
+        &[0x12, 0x34, 0x56, 0],
+        "10.70.4.1 takes the /16's VNI"
+    );
+}
+
+#[test]
+fn redirect_mode_sets_the_tunnel_key_and_redirects_unchanged() {
+    let mut node = Host::new(NODE_IP, PORT);
+    let route = TunnelRoute::via_collect_md_device(
+        GATEWAY_IP,
+        Vni::try_new(VNI).expect("vni"),
+        NonZeroU32::new(1).expect("nonzero"),
+    );
+    node.maps.set_route(REMOTE_PODS, 16, route).expect("route");
+    let inner = pod_frame(40002);
+    let (action, out) = node.encap(&inner);
+    assert_eq!(action, TC_ACT_REDIRECT, "redirect to the collect_md device");
+    assert_frame_eq(&out, &inner, "the device encapsulates, not the program");
+    assert_eq!(node.events(Event::GeneveRedirect), 1);
+    assert_eq!(node.events(Event::GeneveEncap), 0);
+    assert_eq!(
+        node.drops(DropReason::GeneveRedirectFailed),
+        0,
+        "bpf_skb_set_tunnel_key accepted the key"
+    );
+}
+
+#[test]
+fn everything_not_routed_passes_byte_identical() {
+    let mut node = node(None);
+    let ipv4_payload = frames::ipv4(
+        LOCAL_POD,
+        REMOTE_POD,
+        17,
+        0,
+        &frames::udp(LOCAL_POD, REMOTE_POD, 1, 2, b"x"),
+    );
+    let mut vlan = frames::POD_MAC.to_vec();
+    vlan.extend_from_slice(&frames::PEER_MAC);
+    vlan.extend_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x08, 0x00]);
+    vlan.extend_from_slice(&ipv4_payload);
+    let mut ipv6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+    ipv6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+    ipv6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+    ipv6.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    // (A header shorter than 20 bytes cannot be tested: test_run itself rejects it.)
+    let mut short_ihl = frames::pod_udp(LOCAL_POD, REMOTE_POD, 1, 2, 0);
+    short_ihl[14] = 0x44;
+    let mut bad_version = frames::pod_udp(LOCAL_POD, REMOTE_POD, 1, 2, 0);
+    bad_version[14] = 0x65;
+    let cases: [(&str, Vec<u8>); 6] = [
+        (
+            "IPv4 outside the routes",
+            frames::pod_udp(LOCAL_POD, Ipv4Addr::new(10, 71, 0, 1), 1, 2, 0),
+        ),
+        (
+            "IPv6",
+            frames::ethernet(frames::PEER_MAC, frames::POD_MAC, 0x86dd, &ipv6),
+        ),
+        (
+            "ARP",
+            frames::ethernet([0xff; 6], frames::POD_MAC, 0x0806, &[0u8; 28]),
+        ),
+        ("VLAN-tagged IPv4 to a routed address", vlan),
+        ("IHL below 5 to a routed address", short_ihl),
+        ("version nibble 6 in an IPv4 ethertype", bad_version),
+    ];
+    for (what, frame) in cases {
+        let (action, out) = node.encap(&frame);
+        assert_eq!(action, TC_ACT_OK, "{what}: passes");
+        assert_frame_eq(&out, &frame, what);
+    }
+    assert_eq!(
+        node.events(Event::GeneveEncap),
+        0,
+        "nothing was encapsulated"
+    );
+    assert_eq!(node.all_drops(), 0, "nothing was dropped");
+}
