@@ -121,18 +121,30 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
     let Some(inner) = parse::at(ctx, inner_at, ETH_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
     };
+    // The inner Ethernet header, read as scalars (a pull by the next bounds check would
+    // invalidate `inner`, and a byte-array copy compiles to a `memmove` call).
     // SAFETY: `at` checked that ETH_HEADER_LEN bytes from `inner` are present.
-    let inner_eth = unsafe { core::ptr::read_unaligned(inner as *const [u8; ETH_HEADER_LEN]) };
+    let (macs_head, macs_tail, inner_type) = unsafe {
+        (
+            core::ptr::read_unaligned(inner as *const u64),
+            core::ptr::read_unaligned((inner + 8) as *const u32),
+            core::ptr::read_unaligned((inner + 12) as *const u16),
+        )
+    };
     // Delivered on this device, the frame keeps skb->protocol IPv4: only IPv4 may take that
     // path. A redirect to a device re-parses the inner Ethernet header, so anything goes there.
-    if ifindex == 0 && u16::from_be_bytes([inner_eth[12], inner_eth[13]]) != ETH_P_IPV4 {
+    if ifindex == 0 && u16::from_be(inner_type) != ETH_P_IPV4 {
         return Err(DropReason::GeneveDecapFailed);
     }
     let Some(front) = parse::at(ctx, 0, ETH_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
     };
     // SAFETY: `at` checked that ETH_HEADER_LEN bytes from `front` are present.
-    unsafe { core::ptr::write_unaligned(front as *mut [u8; ETH_HEADER_LEN], inner_eth) };
+    unsafe {
+        core::ptr::write_unaligned(front as *mut u64, macs_head);
+        core::ptr::write_unaligned((front + 8) as *mut u32, macs_tail);
+        core::ptr::write_unaligned((front + 12) as *mut u16, inner_type);
+    }
 
     // Remove outer IPv4, UDP, Geneve (with options) and the inner Ethernet header (now also in
     // front): the `inner_at` bytes after the first ETH_HEADER_LEN.

@@ -4,7 +4,8 @@ use aya_ebpf::{
     bindings::{
         BPF_ADJ_ROOM_ENCAP_L2_SHIFT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4,
         BPF_F_ADJ_ROOM_ENCAP_L4_UDP, BPF_F_DONT_FRAGMENT, BPF_F_ZERO_CSUM_TX, TC_ACT_OK,
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_tunnel_key,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_tunnel_key, bpf_tunnel_key__bindgen_ty_1,
+        bpf_tunnel_key__bindgen_ty_2, bpf_tunnel_key__bindgen_ty_3,
     },
     helpers::generated::{
         bpf_get_hash_recalc, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key,
@@ -76,13 +77,21 @@ pub(super) fn try_encap(ctx: &TcContext) -> Result<i32, DropReason> {
 /// as native mode: DF, UDP checksum 0, TTL 64, TOS of the inner header.
 #[inline(always)]
 fn redirect(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReason> {
-    // SAFETY: all-zero is a valid `bpf_tunnel_key` (plain integers and unions of integers).
-    let mut key: bpf_tunnel_key = unsafe { core::mem::zeroed() };
-    key.tunnel_id = route.vni;
-    key.__bindgen_anon_1.remote_ipv4 = u32::from_be(route.remote_ipv4_be);
-    key.tunnel_tos = tos;
-    key.tunnel_ttl = OUTER_TTL;
-    key.__bindgen_anon_3.local_ipv4 = u32::from_be(config::get().local_ipv4_be);
+    // Every field written explicitly: a zeroed() key compiles to a byte-by-byte memset call.
+    // The IPv4 addresses are the first word of their IPv6-sized unions, host byte order.
+    let mut key = bpf_tunnel_key {
+        tunnel_id: route.vni,
+        __bindgen_anon_1: bpf_tunnel_key__bindgen_ty_1 {
+            remote_ipv6: [u32::from_be(route.remote_ipv4_be), 0, 0, 0],
+        },
+        tunnel_tos: tos,
+        tunnel_ttl: OUTER_TTL,
+        __bindgen_anon_2: bpf_tunnel_key__bindgen_ty_2 { tunnel_ext: 0 },
+        tunnel_label: 0,
+        __bindgen_anon_3: bpf_tunnel_key__bindgen_ty_3 {
+            local_ipv6: [u32::from_be(config::get().local_ipv4_be), 0, 0, 0],
+        },
+    };
     #[expect(clippy::cast_possible_truncation, reason = "44 bytes")]
     const KEY_SIZE: u32 = size_of::<bpf_tunnel_key>() as u32;
     // SAFETY: `key` is a live, fully initialised `bpf_tunnel_key` of KEY_SIZE bytes.
@@ -170,8 +179,7 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     // in the packet; every write below ends at or before that bound.
     unsafe {
         // The original Ethernet header is still at the front: it becomes the inner one too.
-        let eth = core::ptr::read_unaligned(data as *const [u8; ETH_HEADER_LEN]);
-        core::ptr::write_unaligned(inner_eth_at as *mut [u8; ETH_HEADER_LEN], eth);
+        super::copy_eth_header(data, inner_eth_at);
         core::ptr::write_unaligned(ip_at as *mut [u8; OUTER_IPV4_LEN], ip);
         core::ptr::write_unaligned(udp_at as *mut [u8; UDP_HEADER_LEN], udp);
         core::ptr::write_unaligned(geneve_at as *mut [u8; 8], geneve);

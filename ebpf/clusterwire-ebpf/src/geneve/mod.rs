@@ -46,3 +46,21 @@ pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
         Err(reason) => drop::count(reason),
     }
 }
+
+/// Copies an Ethernet header (14 bytes) between two packet locations with scalar loads and
+/// stores: a `[u8; 14]` copy compiles to a call to a byte-wise `memmove` subprogram.
+///
+/// # Safety
+/// `src..src + 14` and `dst..dst + 14` must have been bounds-checked against `data_end`.
+#[inline(always)]
+unsafe fn copy_eth_header(src: usize, dst: usize) {
+    // SAFETY: the caller checked both 14-byte ranges; unaligned accesses are allowed.
+    unsafe {
+        let a = core::ptr::read_unaligned(src as *const u64);
+        let b = core::ptr::read_unaligned((src + 8) as *const u32);
+        let c = core::ptr::read_unaligned((src + 12) as *const u16);
+        core::ptr::write_unaligned(dst as *mut u64, a);
+        core::ptr::write_unaligned((dst + 8) as *mut u32, b);
+        core::ptr::write_unaligned((dst + 12) as *mut u16, c);
+    }
+}
