@@ -2,5 +2,8 @@
 //! oracle, and RAII guards for network namespaces. The tiers themselves are the test targets in
 //! `datapath/`, `netns/` and `vm/`, run by `cargo xtask test`.
 
+pub mod csum;
+pub mod harness;
 pub mod netns;
+pub mod packet;
 pub mod pcap;

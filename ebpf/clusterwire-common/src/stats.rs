@@ -1,7 +1,9 @@
 //! Per-peer packet/byte counters and per-CPU event counters.
 
-/// Name of the per-CPU hash of [`PeerStats`] keyed by peer id (`u32`).
+/// Name of the per-CPU array of [`PeerStats`] indexed by peer id.
 pub const PEER_STATS_MAP: &str = "CW_PEER_STATS";
+/// Peer ids are below this (size of `CW_PEER_STATS`).
+pub const PEER_STATS_MAX: u32 = 256;
 /// Name of the per-CPU array of event counters, indexed by [`Event`].
 pub const EVENTS_MAP: &str = "CW_EVENTS";
 

@@ -37,18 +37,33 @@ pub const IPV4_SRC_OFF: usize = 12;
 /// with options, ICMP, an embedded IPv4 header with options and 20 bytes of its L4 header.
 const PULL_MAX: usize = 192;
 
+/// `skb->data`, loaded afresh. Volatile, so LLVM neither hoists it out of loops nor rebuilds
+/// its zero extension with shifts (the verifier rejects `<<=` on a packet pointer).
+#[inline(always)]
+pub fn data(ctx: &TcContext) -> usize {
+    // SAFETY: `ctx.skb.skb` is the program's context pointer, valid while it runs.
+    unsafe { core::ptr::read_volatile(&raw const (*ctx.skb.skb).data) as usize }
+}
+
+/// `skb->data_end`, loaded afresh (see [`data`]).
+#[inline(always)]
+pub fn data_end(ctx: &TcContext) -> usize {
+    // SAFETY: as in `data`.
+    unsafe { core::ptr::read_volatile(&raw const (*ctx.skb.skb).data_end) as usize }
+}
+
 /// A pointer to packet bytes `off..off + len`, checked against `data_end` (pulling the bytes
 /// into the linear area if the packet has them but its linear part is shorter); `None` when the
 /// packet is shorter.
 #[inline(always)]
 pub fn at(ctx: &TcContext, off: usize, len: usize) -> Option<usize> {
-    let p = ctx.data() + off;
-    if p + len <= ctx.data_end() {
+    let p = data(ctx) + off;
+    if p + len <= data_end(ctx) {
         return Some(p);
     }
     pull(ctx, off + len)?;
-    let p = ctx.data() + off;
-    if p + len <= ctx.data_end() {
+    let p = data(ctx) + off;
+    if p + len <= data_end(ctx) {
         Some(p)
     } else {
         None
@@ -69,11 +84,19 @@ fn pull(ctx: &TcContext, need: usize) -> Option<()> {
 }
 
 /// Reads a byte at `off`.
+///
+/// Verifier trap: LLVM turns a one-byte bound check `p + 1 <= end` into `p < end`, which the
+/// verifier does not accept as a range for `p` with a variable offset. So this checks the
+/// two-byte window at `off` and falls back to `bpf_skb_load_bytes` for the packet's last byte.
+/// Hot paths read 16-bit windows instead (`u16_at`).
 #[inline(always)]
 pub fn u8_at(ctx: &TcContext, off: usize) -> Option<u8> {
-    let p = at(ctx, off, 1)?;
-    // SAFETY: `at` checked that one byte at `p` is inside the packet.
-    Some(unsafe { *(p as *const u8) })
+    let p = data(ctx) + off;
+    if p + 2 <= data_end(ctx) {
+        // SAFETY: two bytes at `p` are inside the packet (checked just above).
+        return Some(unsafe { *(p as *const u8) });
+    }
+    ctx.load::<u8>(off).ok()
 }
 
 /// Reads a 16-bit word at `off`, raw (as stored: network order in memory).
@@ -114,7 +137,8 @@ pub fn put_u32(ctx: &TcContext, off: usize, v: u32) -> Result<(), DropReason> {
 #[inline(always)]
 pub fn ipv4_offset(ctx: &TcContext, l3_device: bool) -> Option<usize> {
     if l3_device {
-        let v = u8_at(ctx, 0)?;
+        // First two bytes (a 20-byte header is needed anyway): version nibble.
+        let v = u16_at(ctx, 0)?.to_ne_bytes()[0];
         if v >> 4 == 4 { Some(0) } else { None }
     } else {
         let ethertype = u16_at(ctx, 12)?;
@@ -140,8 +164,6 @@ pub struct Ipv4 {
     pub proto: u8,
     /// Fragment offset (in 8-byte units) is 0: the L4 header, if any, is in this packet.
     pub first_fragment: bool,
-    /// More-fragments flag or a non-zero fragment offset.
-    pub fragment: bool,
     /// Source address, raw.
     pub src: u32,
     /// Destination address, raw.
@@ -183,7 +205,6 @@ pub fn ipv4(ctx: &TcContext, l3: usize) -> Result<Ipv4, DropReason> {
         end: l3 + tot_len,
         proto,
         first_fragment: offset == 0,
-        fragment: offset != 0 || frag & 0x2000 != 0,
         src,
         dst,
     })

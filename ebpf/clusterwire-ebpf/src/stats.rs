@@ -1,21 +1,14 @@
 //! Event counters (`CW_EVENTS`) and per-peer packet/byte counters (`CW_PEER_STATS`).
-use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    btf_maps::{PerCpuArray, PerCpuHashMap},
-    macros::btf_map,
-};
-use clusterwire_common::stats::{Event, PeerStats};
-
-/// Maximum number of peers with counters.
-const PEER_STATS_MAX: usize = 1024;
+use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
+use clusterwire_common::stats::{Event, PEER_STATS_MAX, PeerStats};
 
 /// Per-CPU event counters, indexed by [`Event`].
 #[btf_map]
 static CW_EVENTS: PerCpuArray<u64, { Event::COUNT as usize }> = PerCpuArray::new();
 
-/// Per-CPU packet/byte counters per peer id.
+/// Per-CPU packet/byte counters, indexed by peer id (an array: its lookups are the cheapest).
 #[btf_map]
-static CW_PEER_STATS: PerCpuHashMap<u32, PeerStats, PEER_STATS_MAX> = PerCpuHashMap::new();
+static CW_PEER_STATS: PerCpuArray<PeerStats, { PEER_STATS_MAX as usize }> = PerCpuArray::new();
 
 /// Counts one occurrence of `event`.
 #[inline(always)]
@@ -26,14 +19,10 @@ pub fn event(event: Event) {
     }
 }
 
-/// The calling CPU's counters of `peer`, created on first use.
+/// The calling CPU's counters of `peer` (`None` for an id past the array; the loader rejects
+/// such ids).
 #[inline(always)]
 fn peer(peer_id: u32) -> Option<*mut PeerStats> {
-    if let Some(p) = CW_PEER_STATS.get_ptr_mut(peer_id) {
-        return Some(p);
-    }
-    // Another CPU may create it concurrently: ignore EEXIST and look up again.
-    let _ = CW_PEER_STATS.insert(peer_id, PeerStats::default(), u64::from(BPF_NOEXIST));
     CW_PEER_STATS.get_ptr_mut(peer_id)
 }
 

@@ -2,6 +2,15 @@
 //! `/sys/fs/bpf/clusterwire/<instance>/` and exposes typed handles to programs and maps.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod counters;
+pub mod datapath;
+pub mod error;
 pub mod geneve;
 pub mod object;
 pub mod probe;
+pub mod tables;
+
+pub use datapath::{Datapath, LoadOptions, PIN_ROOT};
+pub use error::{ConfigError, LoadError, MapError};
+pub use tables::{IpMapKind, IpMapTable, RemapEntry, RemapKind, RemapTable};

@@ -1,0 +1,205 @@
+//! Stateless remap NAT on the tunnel link (replaces conntrack NETMAP rules).
+//!
+//! `cw_nat_to_tunnel` (TC egress, into the tunnel): destination remapped -> real
+//! (`CW_REMAP_DST`), source local real -> external-CIDR address (`CW_IPMAP_EXIT`).
+//! `cw_nat_from_tunnel` (TC ingress, out of the tunnel): source real -> remapped
+//! (`CW_REMAP_SRC`; a miss means the source is outside the peer's announced CIDRs: dropped as
+//! spoofed), destination external-CIDR address -> local real (`CW_IPMAP_ENTRY`).
+//! Both then clamp the MSS of SYN/SYN-ACK segments. ICMP errors get their embedded header
+//! translated the opposite way (see `icmp`). Every fragment gets the L3 rewrite; TCP/UDP
+//! checksums are fixed where the L4 header is present (first fragment).
+use aya_ebpf::{
+    bindings::TC_ACT_OK,
+    btf_maps::{HashMap, LpmTrie, lpm_trie::Key},
+    macros::{btf_map, classifier},
+    programs::TcContext,
+};
+use clusterwire_common::{
+    drop::DropReason,
+    nat::{
+        IPMAP_MAX_ENTRIES, IpMapKey, IpMapValue, REMAP_MAX_ENTRIES, REMAP_PEER_BITS, RemapKey,
+        RemapValue,
+    },
+    stats::Event,
+};
+
+use crate::{
+    config, csum, drop, icmp, mss,
+    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_SRC_OFF},
+    stats,
+};
+
+/// Into the tunnel: remapped destination prefix -> the peer's real prefix.
+#[btf_map]
+static CW_REMAP_DST: LpmTrie<RemapKey, RemapValue, { REMAP_MAX_ENTRIES as usize }> = LpmTrie::new();
+
+/// Out of the tunnel: the peer's real source prefix -> its locally remapped prefix. Also the
+/// peer's announced CIDRs: a miss is a spoofed source.
+#[btf_map]
+static CW_REMAP_SRC: LpmTrie<RemapKey, RemapValue, { REMAP_MAX_ENTRIES as usize }> = LpmTrie::new();
+
+/// Into the tunnel: local real address -> its external-CIDR address.
+#[btf_map]
+static CW_IPMAP_EXIT: HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize }> =
+    HashMap::new();
+
+/// Out of the tunnel: external-CIDR address -> local real address.
+#[btf_map]
+static CW_IPMAP_ENTRY: HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize }> =
+    HashMap::new();
+
+/// Which way a packet crosses the tunnel link.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Into the tunnel (egress), towards the peer.
+    ToTunnel,
+    /// Out of the tunnel (ingress), from the peer.
+    FromTunnel,
+}
+
+/// TC egress on the tunnel link: DNAT remapped -> real, IP-map SNAT, MSS clamp, tx counters.
+#[classifier]
+pub fn cw_nat_to_tunnel(ctx: TcContext) -> i32 {
+    match try_nat(&ctx, Dir::ToTunnel) {
+        Ok(action) => action,
+        Err(reason) => drop::count(reason),
+    }
+}
+
+/// TC ingress on the tunnel link: anti-spoofing and SNAT real -> remapped, IP-map DNAT, MSS
+/// clamp, rx counters.
+#[classifier]
+pub fn cw_nat_from_tunnel(ctx: TcContext) -> i32 {
+    match try_nat(&ctx, Dir::FromTunnel) {
+        Ok(action) => action,
+        Err(reason) => drop::count(reason),
+    }
+}
+
+/// Looks `addr` (raw) up in a remap trie; the translated address (raw) on a hit.
+#[inline(always)]
+fn remap(
+    map: &LpmTrie<RemapKey, RemapValue, { REMAP_MAX_ENTRIES as usize }>,
+    peer_id: u32,
+    addr: u32,
+) -> Option<u32> {
+    let key = Key::new(
+        REMAP_PEER_BITS + 32,
+        RemapKey {
+            peer_id,
+            addr_be: addr.to_ne_bytes(),
+        },
+    );
+    let value = map.get(&key)?;
+    Some(value.apply(u32::from_be(addr)).to_be())
+}
+
+/// Looks `addr` (raw) up in a single-IP map; the mapped address (raw) on a hit.
+#[inline(always)]
+fn ipmap(
+    map: &HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize }>,
+    addr: u32,
+) -> Option<u32> {
+    let key = IpMapKey {
+        addr_be: addr.to_ne_bytes(),
+    };
+    let value = map.get_ptr(key)?;
+    // SAFETY: the pointer comes from a successful lookup; the 4-byte value is copied at once.
+    Some(u32::from_ne_bytes(unsafe { (*value).addr_be }))
+}
+
+/// The translation of a source address in direction `dir` (`None`: no entry).
+#[inline(always)]
+pub fn map_src(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
+    match dir {
+        Dir::ToTunnel => ipmap(&CW_IPMAP_EXIT, addr),
+        Dir::FromTunnel => remap(&CW_REMAP_SRC, peer_id, addr),
+    }
+}
+
+/// The translation of a destination address in direction `dir` (`None`: no entry).
+#[inline(always)]
+pub fn map_dst(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
+    match dir {
+        Dir::ToTunnel => remap(&CW_REMAP_DST, peer_id, addr),
+        Dir::FromTunnel => ipmap(&CW_IPMAP_ENTRY, addr),
+    }
+}
+
+#[inline(always)]
+fn try_nat(ctx: &TcContext, dir: Dir) -> Result<i32, DropReason> {
+    let cfg = config::get();
+    match dir {
+        Dir::ToTunnel => stats::peer_tx(cfg.peer_id, ctx.len()),
+        Dir::FromTunnel => stats::peer_rx(cfg.peer_id, ctx.len()),
+    }
+    let Some(l3) = parse::ipv4_offset(ctx, cfg.l3_device()) else {
+        return Ok(TC_ACT_OK as i32);
+    };
+    let ip = parse::ipv4(ctx, l3)?;
+
+    let src = match map_src(dir, cfg.peer_id, ip.src) {
+        Some(a) => a,
+        None if dir == Dir::FromTunnel => return Err(DropReason::SpoofedSource),
+        None => ip.src,
+    };
+    let dst = map_dst(dir, cfg.peer_id, ip.dst).unwrap_or(ip.dst);
+    let changed = src != ip.src || dst != ip.dst;
+
+    if ip.proto == IPPROTO_ICMP && ip.first_fragment {
+        icmp::translate_error(ctx, &ip, dir, cfg.peer_id, changed)?;
+    }
+    if changed {
+        rewrite(ctx, &ip, src, dst)?;
+        let (src_event, dst_event) = match dir {
+            Dir::ToTunnel => (Event::IpmapSnat, Event::NatDstRewritten),
+            Dir::FromTunnel => (Event::NatSrcRewritten, Event::IpmapDnat),
+        };
+        if src != ip.src {
+            stats::event(src_event);
+        }
+        if dst != ip.dst {
+            stats::event(dst_event);
+        }
+    }
+    if let Some(mss) = cfg.clamp_mss()
+        && ip.proto == IPPROTO_TCP
+        && ip.first_fragment
+    {
+        mss::clamp(ctx, &ip, mss)?;
+    }
+    Ok(TC_ACT_OK as i32)
+}
+
+/// Writes the new addresses (raw) and fixes the IPv4 header checksum and, where the L4 header
+/// is present, the TCP/UDP checksum. A first fragment whose TCP/UDP header is cut before its
+/// checksum is refused (`L4Truncated`): it cannot be rewritten correctly.
+#[inline(always)]
+fn rewrite(ctx: &TcContext, ip: &parse::Ipv4, src: u32, dst: u32) -> Result<(), DropReason> {
+    let l4_csum = if ip.first_fragment {
+        match ip.proto {
+            IPPROTO_TCP => Some((ip.l4 + parse::TCP_CSUM_OFF, false)),
+            // The whole UDP header must be there, not only its checksum.
+            IPPROTO_UDP => Some((ip.l4 + parse::UDP_CSUM_OFF, true)),
+            _ => None,
+        }
+    } else {
+        stats::event(Event::FragmentL3Only);
+        None
+    };
+    if let Some((off, _)) = l4_csum
+        && !(ip.has(off, 2) && parse::at(ctx, off, 2).is_some())
+    {
+        return Err(DropReason::L4Truncated);
+    }
+    let diff = csum::add(csum::diff4(ip.src, src), csum::diff4(ip.dst, dst));
+    let check_off = ip.l3 + IPV4_CSUM_OFF;
+    let check = parse::u16_at(ctx, check_off).ok_or(DropReason::RewriteFailed)?;
+    parse::put_u32(ctx, ip.l3 + IPV4_SRC_OFF, src)?;
+    parse::put_u32(ctx, ip.l3 + IPV4_SRC_OFF + 4, dst)?;
+    parse::put_u16(ctx, check_off, csum::apply(check, diff))?;
+    if let Some((off, udp)) = l4_csum {
+        csum::l4_pseudo(ctx, off, diff, udp)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Loads the datapath unpinned, fills its tables and runs its programs through
+//! `BPF_PROG_TEST_RUN` (aya `TestRun`), returning the action and the output bytes.
+//!
+//! How `BPF_PROG_TEST_RUN` presents a packet to a TC program (`bpf_prog_test_run_skb`): the
+//! input must be at least 14 bytes; the kernel runs `eth_type_trans` on it, so
+//! `skb->protocol` is the ethertype found at bytes 12..14, then pushes the 14 bytes back, so
+//! the program's `data` is the first input byte. The L3-device mode (`FLAG_L3_DEVICE`, packets
+//! start at the IP header) is therefore tested by passing a bare IPv4 datagram: the programs
+//! classify it by its version nibble and never read `skb->protocol` (which `test_run` derives
+//! from bytes 12..13 of the datagram, i.e. part of its source address).
+use aya::programs::{TestRun as _, TestRunOptions};
+use clusterwire_common::{
+    config::DatapathConfig,
+    drop::DropReason,
+    nat::{NAT_FROM_TUNNEL_PROGRAM, NAT_TO_TUNNEL_PROGRAM},
+    stats::{Event, PeerStats},
+};
+use clusterwire_dataplane::{Datapath, LoadOptions};
+
+/// TC actions.
+pub const TC_ACT_OK: u32 = 0;
+/// Drop.
+pub const TC_ACT_SHOT: u32 = 2;
+
+/// Room the output buffer has beyond the input (programs that grow packets).
+const OUTPUT_SLACK: usize = 256;
+
+/// A loaded, unpinned datapath to run packets through.
+#[derive(Debug)]
+pub struct Harness {
+    datapath: Datapath,
+}
+
+impl Harness {
+    /// Loads the datapath with `config` (panics with the loader's error chain on failure).
+    pub fn new(config: DatapathConfig) -> Self {
+        let datapath = Datapath::load(&config, &LoadOptions::unpinned())
+            .unwrap_or_else(|e| panic!("loading the datapath failed: {}", chain(&e)));
+        Self { datapath }
+    }
+
+    /// The datapath, to fill tables and read counters.
+    pub fn datapath(&mut self) -> &mut Datapath {
+        &mut self.datapath
+    }
+
+    /// Runs `program` once on `input`: (return value, output bytes).
+    pub fn run(&mut self, program: &'static str, input: &[u8]) -> (u32, Vec<u8>) {
+        let mut output = vec![0u8; input.len() + OUTPUT_SLACK];
+        let prog = self
+            .datapath
+            .program(program)
+            .unwrap_or_else(|e| panic!("program {program}: {e}"));
+        let result = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut output),
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("test_run of {program} failed: {}", chain(&e)));
+        output.truncate(result.data_size_out as usize);
+        (result.return_value, output)
+    }
+
+    /// Runs `program` `repeat` times on `input`; the kernel's average ns per run.
+    pub fn time(&mut self, program: &'static str, input: &[u8], repeat: u32) -> f64 {
+        let mut output = vec![0u8; input.len() + OUTPUT_SLACK];
+        let prog = self
+            .datapath
+            .program(program)
+            .unwrap_or_else(|e| panic!("program {program}: {e}"));
+        let result = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut output),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("test_run of {program} failed: {}", chain(&e)));
+        // The kernel reports the mean duration of one run.
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds of one run")]
+        let ns = result.duration.as_nanos() as f64;
+        ns
+    }
+
+    /// Runs the into-the-tunnel NAT program.
+    pub fn to_tunnel(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
+        self.run(NAT_TO_TUNNEL_PROGRAM, input)
+    }
+
+    /// Runs the out-of-the-tunnel NAT program.
+    pub fn from_tunnel(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
+        self.run(NAT_FROM_TUNNEL_PROGRAM, input)
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.datapath.drop_count(reason).expect("read CW_DROPS")
+    }
+
+    /// Total drops over every reason.
+    pub fn total_drops(&self) -> u64 {
+        self.datapath
+            .drop_counts()
+            .expect("read CW_DROPS")
+            .iter()
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Occurrences of `event`.
+    pub fn events(&self, event: Event) -> u64 {
+        self.datapath.event_count(event).expect("read CW_EVENTS")
+    }
+
+    /// Every event counter as `(name, count)`, for failure messages and comparisons.
+    pub fn all_events(&self) -> Vec<(&'static str, u64)> {
+        self.datapath
+            .events()
+            .expect("read CW_EVENTS")
+            .into_iter()
+            .map(|(e, n)| (e.kind(), n))
+            .collect()
+    }
+
+    /// Counters of `peer_id`.
+    pub fn peer(&self, peer_id: u32) -> PeerStats {
+        self.datapath
+            .peer_stats(peer_id)
+            .expect("read CW_PEER_STATS")
+    }
+}
+
+/// An error and its sources on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Hex dump helper for failure messages: the first differing offset of two buffers.
+pub fn first_difference(got: &[u8], want: &[u8]) -> String {
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        Some(i) => format!(
+            "first difference at byte {i}: got {:#04x}, want {:#04x} (lengths {} and {})",
+            got[i],
+            want[i],
+            got.len(),
+            want.len()
+        ),
+        None if got.len() == want.len() => "identical".to_owned(),
+        None => format!("lengths differ: got {}, want {}", got.len(), want.len()),
+    }
+}
