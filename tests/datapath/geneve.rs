@@ -8,18 +8,14 @@
 //! `TunnelRoute::via_collect_md_device`.
 use std::net::Ipv4Addr;
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::PerCpuArray,
-    programs::{SchedClassifier, TestRun as _, TestRunOptions},
-};
 use clusterwire_common::{
-    config::{CONFIG_GLOBAL, DatapathConfig},
-    drop::{DROPS_MAP, DropReason},
+    config::DatapathConfig,
+    drop::DropReason,
     geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM},
-    stats::{EVENTS_MAP, Event},
+    stats::Event,
 };
-use clusterwire_dataplane::{geneve::GeneveMaps, object::OBJECT};
+use clusterwire_dataplane::geneve::GeneveMaps;
+use clusterwire_tests::harness::Harness;
 
 mod decap;
 mod encap;
@@ -40,83 +36,42 @@ const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 /// Liqo's Geneve port.
 const PORT: u16 = 6091;
 
-/// One loaded object with the Geneve programs and maps, configured as the host at `local`.
+/// One loaded datapath (the shared harness) configured as the host at `local`, with its Geneve
+/// maps.
 struct Host {
-    ebpf: Ebpf,
+    harness: Harness,
     maps: GeneveMaps,
 }
 
 impl Host {
     fn new(local: Ipv4Addr, geneve_port: u16) -> Self {
-        let config = DatapathConfig {
+        let mut harness = Harness::new(DatapathConfig {
             local_ipv4_be: u32::from_ne_bytes(local.octets()),
             geneve_port,
             ..DatapathConfig::zeroed()
-        };
-        let mut ebpf = EbpfLoader::new()
-            .override_global(CONFIG_GLOBAL, &config, true)
-            .load(OBJECT)
-            .expect("load the eBPF object (root needed)");
-        for name in [GENEVE_ENCAP_PROGRAM, GENEVE_DECAP_PROGRAM] {
-            let program: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .unwrap_or_else(|| panic!("object has no program {name}"))
-                .try_into()
-                .expect("a classifier");
-            program
-                .load()
-                .unwrap_or_else(|e| panic!("verifier rejected {name}: {e:?}"));
-        }
-        let maps = GeneveMaps::take(&mut ebpf).expect("Geneve maps");
-        Self { ebpf, maps }
-    }
-
-    /// Runs `program` once on `input`; returns the action and the output frame.
-    fn run(&mut self, program: &str, input: &[u8]) -> (u32, Vec<u8>) {
-        let program: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(program)
-            .expect("program")
-            .try_into()
-            .expect("a classifier");
-        let mut output = vec![0u8; input.len() + 512];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
-            .expect("test_run");
-        output.truncate(result.data_size_out as usize);
-        (result.return_value, output)
+        });
+        let maps = GeneveMaps::take(harness.datapath().ebpf_mut()).expect("Geneve maps");
+        Self { harness, maps }
     }
 
     fn encap(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
-        self.run(GENEVE_ENCAP_PROGRAM, input)
+        self.harness.run(GENEVE_ENCAP_PROGRAM, input)
     }
 
     fn decap(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
-        self.run(GENEVE_DECAP_PROGRAM, input)
+        self.harness.run(GENEVE_DECAP_PROGRAM, input)
     }
 
     fn drops(&self, reason: DropReason) -> u64 {
-        let map = self.ebpf.map(DROPS_MAP).expect("drop counters");
-        let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map).expect("per-CPU array");
-        counters
-            .get(&(reason as u32), 0)
-            .expect("read")
-            .iter()
-            .sum()
+        self.harness.drops(reason)
     }
 
     fn all_drops(&self) -> u64 {
-        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+        self.harness.total_drops()
     }
 
     fn events(&self, event: Event) -> u64 {
-        let map = self.ebpf.map(EVENTS_MAP).expect("event counters");
-        let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map).expect("per-CPU array");
-        counters.get(&(event as u32), 0).expect("read").iter().sum()
+        self.harness.events(event)
     }
 }
 

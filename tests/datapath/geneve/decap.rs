@@ -4,11 +4,12 @@ use std::{net::Ipv4Addr, num::NonZeroU32};
 
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_dataplane::geneve::{Delivery, Vni};
+use clusterwire_tests::packet::Ipv4;
 
 use super::{
     GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, assert_frame_eq,
     encap,
-    frames::{self, GeneveSpec, checksum},
+    frames::{self, GeneveSpec},
 };
 
 const VNI: u32 = 0x12_3456;
@@ -33,20 +34,6 @@ fn inner_frame() -> Vec<u8> {
     )
 }
 
-/// Inserts 4 bytes of IPv4 options (NOPs) into the outer header of an Ethernet frame.
-fn with_outer_ip_options(frame: &[u8]) -> Vec<u8> {
-    let mut f = frame[..34].to_vec();
-    f.extend_from_slice(&[1, 1, 1, 1]);
-    f.extend_from_slice(&frame[34..]);
-    f[14] = 0x46;
-    let total = u16::from_be_bytes([f[16], f[17]]) + 4;
-    f[16..18].copy_from_slice(&total.to_be_bytes());
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum(&f[14..38]).to_be_bytes();
-    f[24..26].copy_from_slice(&c);
-    f
-}
-
 #[test]
 fn native_encap_then_decap_restores_the_original_frame() {
     let mut node = encap::node(None);
@@ -69,10 +56,12 @@ fn decap_delivers_exactly_the_inner_frame() {
     let mut with_options = spec.clone();
     // One non-critical option (class 0x0102, type 0x03, 4 bytes of data).
     with_options.options = vec![0x01, 0x02, 0x03, 0x01, 0xde, 0xad, 0xbe, 0xef];
+    let mut with_ip_options = spec.clone();
+    with_ip_options.outer = with_ip_options.outer.options(&[1, 1, 1, 1]); // 4 NOPs: IHL 6
     let cases = [
-        ("plain", plain.clone()),
+        ("plain", plain),
         ("Geneve options", with_options.frame(&inner)),
-        ("outer IPv4 options", with_outer_ip_options(&plain)),
+        ("outer IPv4 options", with_ip_options.frame(&inner)),
     ];
     for (what, frame) in cases {
         let (action, out) = gateway.decap(&frame);
@@ -108,13 +97,11 @@ fn decap_rejects_with_the_right_drop_reason() {
     };
     let arp = frames::ethernet([0xff; 6], frames::POD_MAC, 0x0806, &[0u8; 28]);
     let full = good.frame(&inner);
-    let mut overlong = full.clone();
-    let claimed = u16::from_be_bytes([overlong[16], overlong[17]]) + 40;
-    overlong[16..18].copy_from_slice(&claimed.to_be_bytes());
+    let real_total = u16::try_from(full.len() - 14).expect("fits");
     let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
         (
             "unknown peer",
-            with(&|s| s.outer_src = Ipv4Addr::new(192, 0, 2, 77)),
+            with(&|s| s.outer.src = Ipv4Addr::new(192, 0, 2, 77)),
             DropReason::GeneveUnknownPeer,
         ),
         (
@@ -157,7 +144,7 @@ fn decap_rejects_with_the_right_drop_reason() {
         ),
         (
             "outer total length beyond the packet",
-            overlong,
+            with(&|s| s.outer.total_len = Some(real_total + 40)),
             DropReason::GeneveMalformed,
         ),
         (
@@ -198,22 +185,19 @@ fn everything_not_geneve_for_us_passes_byte_identical() {
     let mut iana_port = good.clone();
     iana_port.dport = 6081;
     let mut other_host = good.clone();
-    other_host.outer_dst = Ipv4Addr::new(192, 0, 2, 201);
-    let mut fragment = good.frame(&inner);
-    fragment[20] = 0x20; // MF set, DF cleared
-    fragment[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum(&fragment[14..34]).to_be_bytes();
-    fragment[24..26].copy_from_slice(&c);
+    other_host.outer.dst = Ipv4Addr::new(192, 0, 2, 201);
+    let mut first_fragment = good.clone();
+    first_fragment.outer = first_fragment.outer.fragment(true, 0);
     let tcp = frames::ethernet(
         frames::UNDERLAY_DST_MAC,
         frames::UNDERLAY_SRC_MAC,
         0x0800,
-        &frames::ipv4(NODE_IP, GATEWAY_IP, 6, 0, &[0u8; 20]),
+        &Ipv4::new(NODE_IP, GATEWAY_IP, 6).build(&[0u8; 20]),
     );
     let cases = [
         ("UDP to another port", iana_port.frame(&inner)),
         ("Geneve to another host", other_host.frame(&inner)),
-        ("a fragment", fragment),
+        ("a first fragment", first_fragment.frame(&inner)),
         ("TCP", tcp),
         (
             "ARP",

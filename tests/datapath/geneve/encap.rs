@@ -8,9 +8,10 @@ use std::{
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_dataplane::geneve::{TunnelMode, TunnelRoute, Vni};
 
-use super::{
-    GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, assert_frame_eq,
-    frames::{self, checksum},
+use super::{GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, assert_frame_eq, frames};
+use clusterwire_tests::{
+    csum::{checksum, verify_ipv4},
+    packet::{self, Ipv4},
 };
 
 /// Remote pods (the prefix the node tunnels to the gateway).
@@ -99,6 +100,8 @@ fn native_encap_writes_every_outer_header_field() {
         "encapsulated frame",
     );
     assert_eq!(checksum(&out[14..34]), 0, "outer IPv4 checksum must verify");
+    verify_ipv4(&out[14..]).unwrap_or_else(|e| panic!("outer datagram: {e}"));
+    verify_ipv4(&out[64..]).unwrap_or_else(|e| panic!("inner datagram: {e}"));
     assert_eq!(node.events(Event::GeneveEncap), 1);
     assert_eq!(node.all_drops(), 0);
 }
@@ -193,21 +196,14 @@ fn redirect_mode_sets_the_tunnel_key_and_redirects_unchanged() {
 #[test]
 fn everything_not_routed_passes_byte_identical() {
     let mut node = node(None);
-    let ipv4_payload = frames::ipv4(
-        LOCAL_POD,
-        REMOTE_POD,
+    let datagram = Ipv4::new(LOCAL_POD, REMOTE_POD, 17)
+        .build(&packet::udp(LOCAL_POD, REMOTE_POD, 1, 2, b"x", true));
+    let ipv6 = packet::ipv6(
+        Ipv6Addr::LOCALHOST.octets(),
+        Ipv6Addr::LOCALHOST.octets(),
         17,
-        0,
-        &frames::udp(LOCAL_POD, REMOTE_POD, 1, 2, b"x"),
+        &[0, 1, 0, 2, 0, 8, 0, 0],
     );
-    let mut vlan = frames::POD_MAC.to_vec();
-    vlan.extend_from_slice(&frames::PEER_MAC);
-    vlan.extend_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x08, 0x00]);
-    vlan.extend_from_slice(&ipv4_payload);
-    let mut ipv6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
-    ipv6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
-    ipv6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
-    ipv6.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
     // (A header shorter than 20 bytes cannot be tested: test_run itself rejects it.)
     let mut short_ihl = frames::pod_udp(LOCAL_POD, REMOTE_POD, 1, 2, 0);
     short_ihl[14] = 0x44;
@@ -218,15 +214,12 @@ fn everything_not_routed_passes_byte_identical() {
             "IPv4 outside the routes",
             frames::pod_udp(LOCAL_POD, Ipv4Addr::new(10, 71, 0, 1), 1, 2, 0),
         ),
+        ("IPv6", packet::ethernet(0x86dd, &ipv6)),
+        ("ARP", packet::arp_request(LOCAL_POD, REMOTE_POD)),
         (
-            "IPv6",
-            frames::ethernet(frames::PEER_MAC, frames::POD_MAC, 0x86dd, &ipv6),
+            "VLAN-tagged IPv4 to a routed address",
+            packet::vlan(100, 0x0800, &datagram),
         ),
-        (
-            "ARP",
-            frames::ethernet([0xff; 6], frames::POD_MAC, 0x0806, &[0u8; 28]),
-        ),
-        ("VLAN-tagged IPv4 to a routed address", vlan),
         ("IHL below 5 to a routed address", short_ihl),
         ("version nibble 6 in an IPv4 ethertype", bad_version),
     ];
