@@ -2,5 +2,7 @@
 
 mod fixture;
 mod geneve;
+mod icmp;
+mod mss;
 mod nat;
 mod probe;
