@@ -57,6 +57,21 @@ impl NetNs {
         );
     }
 
+    /// Like [`NetNs::enter`], but on a detached thread: for servers that must run while the
+    /// caller does something else in another namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            setns(&file, CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns into {path}: {e}"));
+            f()
+        })
+    }
+
     /// Runs `f` on a thread that has entered this namespace (`setns`), so netlink sockets and
     /// attachments it makes live here; unlike `ip netns exec`, /sys/fs/bpf stays visible.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
