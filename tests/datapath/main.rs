@@ -6,3 +6,4 @@ mod icmp;
 mod mss;
 mod nat;
 mod probe;
+mod random;
