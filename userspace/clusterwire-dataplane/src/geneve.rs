@@ -1,15 +1,25 @@
 //! Typed handles for the Geneve maps: which destinations `cw_geneve_encap` tunnels (and how),
-//! and which (peer, VNI) pairs `cw_geneve_decap` accepts.
+//! and which (peer, VNI) pairs `cw_geneve_decap` accepts; and attaching the two programs.
+//!
+//! Typical node setup: `GeneveMaps::take(datapath.ebpf_mut())`, one `set_route` per remote pod
+//! CIDR towards the gateway, `allow_peer(gateway, vni, Delivery::InPlace)` for the return
+//! traffic, then `attach_encap(datapath, "eth0")` and `attach_decap(datapath, "eth0")`.
 use std::{collections::BTreeSet, net::Ipv4Addr, num::NonZeroU32};
 
 use aya::{
     Ebpf,
     maps::{HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
+    programs::{
+        ProgramError,
+        tc::{self, SchedClassifierLinkId, TcAttachType, TcError},
+    },
 };
 use clusterwire_common::geneve::{
-    GENEVE_PEERS_MAP, GENEVE_ROUTES_MAP, GeneveMode, GenevePeer, GenevePeerKey, GeneveRoute,
-    GeneveRouteKey, VNI_MAX, VNI_PEER_MARKER,
+    GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM, GENEVE_PEERS_MAP, GENEVE_ROUTES_MAP, GeneveMode,
+    GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey, VNI_MAX, VNI_PEER_MARKER,
 };
+
+use crate::Datapath;
 
 /// Why a Geneve map operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,29 @@ pub enum GeneveError {
     /// A prefix length above 32.
     #[error("IPv4 prefix length {0} is above 32")]
     PrefixTooLong(u8),
+    /// The loaded object lacks a Geneve program.
+    #[error("the loaded datapath has no program {0}")]
+    MissingProgram(&'static str),
+    /// Adding the clsact qdisc failed.
+    #[error("adding the clsact qdisc to {interface} failed")]
+    Clsact {
+        /// The interface.
+        interface: String,
+        /// Why.
+        #[source]
+        source: TcError,
+    },
+    /// Attaching a program failed.
+    #[error("attaching {program} to {interface} failed")]
+    Attach {
+        /// The program.
+        program: &'static str,
+        /// The interface.
+        interface: String,
+        /// Why.
+        #[source]
+        source: ProgramError,
+    },
     /// A route value with a mode byte no program version wrote.
     #[error("route for {0} has unknown mode {1}")]
     UnknownMode(Ipv4Addr, u8),
@@ -290,4 +323,61 @@ impl GeneveMaps {
         }
         Ok(vnis)
     }
+}
+
+/// Attaches `cw_geneve_encap` to the egress of `interface` (adding a clsact qdisc if needed).
+/// The link lives as long as the datapath's program.
+pub fn attach_encap(
+    datapath: &mut Datapath,
+    interface: &str,
+) -> Result<SchedClassifierLinkId, GeneveError> {
+    attach(
+        datapath,
+        GENEVE_ENCAP_PROGRAM,
+        interface,
+        TcAttachType::Egress,
+    )
+}
+
+/// Attaches `cw_geneve_decap` to the ingress of `interface` (adding a clsact qdisc if needed).
+pub fn attach_decap(
+    datapath: &mut Datapath,
+    interface: &str,
+) -> Result<SchedClassifierLinkId, GeneveError> {
+    attach(
+        datapath,
+        GENEVE_DECAP_PROGRAM,
+        interface,
+        TcAttachType::Ingress,
+    )
+}
+
+fn attach(
+    datapath: &mut Datapath,
+    program: &'static str,
+    interface: &str,
+    direction: TcAttachType,
+) -> Result<SchedClassifierLinkId, GeneveError> {
+    // Kernels with TCX (6.6+) do not need the qdisc; on older ones an existing one is fine.
+    match tc::qdisc_add_clsact(interface) {
+        Ok(()) => {}
+        Err(TcError::NetlinkError(e))
+            if e.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32) => {}
+        Err(source) => {
+            return Err(GeneveError::Clsact {
+                interface: interface.to_owned(),
+                source,
+            });
+        }
+    }
+    let classifier = datapath
+        .program(program)
+        .map_err(|_| GeneveError::MissingProgram(program))?;
+    classifier
+        .attach(interface, direction)
+        .map_err(|source| GeneveError::Attach {
+            program,
+            interface: interface.to_owned(),
+            source,
+        })
 }

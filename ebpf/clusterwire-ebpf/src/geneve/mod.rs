@@ -1,7 +1,37 @@
 //! Geneve between nodes and gateways: `cw_geneve_encap` tunnels IPv4 packets whose destination
 //! matches [`CW_GENEVE_ROUTES`], `cw_geneve_decap` strips the Geneve encapsulation of packets
 //! from a peer and VNI listed in [`CW_GENEVE_PEERS`]. Wire format and map semantics:
-//! `clusterwire_common::geneve`.
+//! `clusterwire_common::geneve`. Both programs expect Ethernet devices.
+//!
+//! Design decisions:
+//! - Native encapsulation uses `bpf_skb_adjust_room(+50, BPF_ADJ_ROOM_MAC,
+//!   ENCAP_L3_IPV4 | ENCAP_L4_UDP | ENCAP_L2_ETH | ENCAP_L2(14))`: the room opens after the
+//!   original Ethernet header, which stays in front as the outer one (its MACs are those the
+//!   kernel chose for the next hop; `bpf_redirect_neigh` rewrites them when the route names an
+//!   egress device) and is copied to the end of the room as the inner one, so the inner frame is
+//!   the original frame, exactly what a `collect_md` device would carry. The flags make the
+//!   kernel record the inner offsets, `ETH_P_TEB` and `SKB_GSO_UDP_TUNNEL`, so GSO super-packets
+//!   are encapsulated once and segmented later (gso_size is lowered by 50).
+//! - Outer UDP checksum 0 (RFC 8926 allows it over IPv4; the kernel driver sends the same with
+//!   `BPF_F_ZERO_CSUM_TX`): a real one would cover an inner payload whose own checksum may still
+//!   be pending (`CHECKSUM_PARTIAL`) and would break GSO. The outer IPv4 header checksum is
+//!   computed here; DF set, ID 0, TTL 64, TOS copied from the inner header.
+//! - UDP source port: the kernel's flow hash of the inner packet (`bpf_get_hash_recalc`, cached
+//!   in the skb when already known), folded into 49152..=65535.
+//! - Decapsulation puts the inner Ethernet header in front and removes everything between
+//!   (`bpf_skb_adjust_room(-n, BPF_ADJ_ROOM_MAC)`), so the result is exactly the inner frame. Its
+//!   action comes from the peer entry: `TC_ACT_OK` (continue up this device's stack; inner IPv4
+//!   only, since skb->protocol stays IPv4) or a redirect into another device's ingress, which
+//!   re-parses the inner Ethernet header (any inner protocol; policy routing by input device).
+//! - Only what is certainly ours is judged: IPv4/UDP to `local_ipv4_be` and the Geneve port,
+//!   not a fragment (the stack reassembles those; our peers send DF). Then version != 0, OAM or
+//!   critical-option packets, a protocol other than 0x6558, or truncation are `GeneveMalformed`;
+//!   an unknown (peer, VNI) is `GeneveUnknownPeer` or `GeneveUnknownVni`.
+//! - Limits: no MTU check on encapsulation (routes towards the tunnel carry the tunnel MTU); a
+//!   GSO aggregate decapsulated here keeps `skb->encapsulation` and `SKB_GSO_UDP_TUNNEL`
+//!   (only `BPF_F_ADJ_ROOM_DECAP_L4_UDP`, newer than our kernels, clears them): fine for local
+//!   delivery and veth forwarding, a risk if it is forwarded to a device that segments in
+//!   software. Such aggregates only arise when encapsulator and decapsulator share a host.
 use aya_ebpf::{
     btf_maps::{HashMap, LpmTrie},
     macros::{btf_map, classifier},
