@@ -5,5 +5,6 @@ mod geneve;
 mod icmp;
 mod mss;
 mod nat;
+mod pin;
 mod probe;
 mod random;
