@@ -4,7 +4,7 @@ use std::{net::Ipv4Addr, num::NonZeroU32};
 
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_dataplane::geneve::{Delivery, Vni};
-use clusterwire_tests::packet::Ipv4;
+use clusterwire_tests::packet::{self, Ipv4, Tcp, tcp_flags};
 
 use super::{
     GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, assert_frame_eq,
@@ -38,12 +38,42 @@ fn inner_frame() -> Vec<u8> {
 fn native_encap_then_decap_restores_the_original_frame() {
     let mut node = encap::node(None);
     let mut gateway = gateway(Delivery::InPlace);
-    let original = encap::pod_frame(40010);
-    let (_, tunnelled) = node.encap(&original);
-    let (action, out) = gateway.decap(&tunnelled);
-    assert_eq!(action, TC_ACT_OK, "delivered in place");
-    assert_frame_eq(&out, &original, "round trip");
-    assert_eq!(gateway.events(Event::GeneveDecap), 1);
+    let (pod, remote) = (Ipv4Addr::new(10, 0, 1, 5), Ipv4Addr::new(10, 70, 3, 9));
+    let syn = Tcp::new(40011, 443, tcp_flags::SYN)
+        .options(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7])
+        .build(pod, remote);
+    let cases = [
+        ("UDP", encap::pod_frame(40010)),
+        (
+            "TCP SYN with options, inner IPv4 options",
+            frames::ethernet(
+                frames::PEER_MAC,
+                frames::POD_MAC,
+                0x0800,
+                &Ipv4::new(pod, remote, 6)
+                    .options(&[0x94, 0x04, 0, 0])
+                    .build(&syn),
+            ),
+        ),
+        (
+            "ICMP echo",
+            frames::ethernet(
+                frames::PEER_MAC,
+                frames::POD_MAC,
+                0x0800,
+                &Ipv4::new(pod, remote, 1).build(&packet::icmp_echo(7, 1, &[0xab; 56])),
+            ),
+        ),
+    ];
+    for (what, original) in &cases {
+        let (action, tunnelled) = node.encap(original);
+        assert_eq!(action, TC_ACT_OK, "{what}: encapsulated");
+        assert_eq!(tunnelled.len(), original.len() + 50, "{what}: encapsulated");
+        let (action, out) = gateway.decap(&tunnelled);
+        assert_eq!(action, TC_ACT_OK, "{what}: delivered in place");
+        assert_frame_eq(&out, original, what);
+    }
+    assert_eq!(gateway.events(Event::GeneveDecap), 3);
     assert_eq!(gateway.all_drops(), 0);
 }
 

@@ -381,3 +381,78 @@ fn attach(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, num::NonZeroU32};
+
+    use clusterwire_common::geneve::GeneveRoute;
+
+    use super::{GeneveError, GeneveMaps, TunnelMode, TunnelRoute, Vni};
+
+    #[test]
+    fn vni_is_24_bits() {
+        assert_eq!(Vni::try_new(0xff_ffff).map(Vni::get).ok(), Some(0xff_ffff));
+        assert!(matches!(
+            Vni::try_new(0x100_0000),
+            Err(GeneveError::VniTooLarge(0x100_0000))
+        ));
+    }
+
+    #[test]
+    fn route_keys_drop_host_bits_and_reject_long_prefixes() {
+        let key = GeneveMaps::route_key(Ipv4Addr::new(10, 70, 3, 9), 16).expect("valid");
+        assert_eq!(key.prefix_len(), 16);
+        assert_eq!(key.data().addr_be, [10, 70, 0, 0]);
+        let all = GeneveMaps::route_key(Ipv4Addr::new(10, 70, 3, 9), 0).expect("valid");
+        assert_eq!(all.data().addr_be, [0, 0, 0, 0]);
+        let host = GeneveMaps::route_key(Ipv4Addr::new(10, 70, 3, 9), 32).expect("valid");
+        assert_eq!(host.data().addr_be, [10, 70, 3, 9]);
+        assert!(matches!(
+            GeneveMaps::route_key(Ipv4Addr::UNSPECIFIED, 33),
+            Err(GeneveError::PrefixTooLong(33))
+        ));
+    }
+
+    #[test]
+    fn routes_round_trip_through_the_map_value() {
+        let vni = Vni::try_new(0x12_3456).expect("vni");
+        let remote = Ipv4Addr::new(192, 0, 2, 200);
+        let redirect =
+            TunnelRoute::via_collect_md_device(remote, vni, NonZeroU32::new(9).expect("nonzero"));
+        let value = redirect.to_map_value();
+        assert_eq!(
+            value,
+            GeneveRoute {
+                remote_ipv4_be: u32::from_ne_bytes([192, 0, 2, 200]),
+                vni: 0x12_3456,
+                ifindex: 9,
+                mode: 1,
+                _pad: [0; 3],
+            }
+        );
+        let prefix = Ipv4Addr::new(10, 70, 0, 0);
+        assert_eq!(
+            TunnelRoute::from_map_value(prefix, value).expect("valid"),
+            redirect
+        );
+        for egress_ifindex in [None, NonZeroU32::new(3)] {
+            let native = TunnelRoute {
+                remote,
+                vni,
+                mode: TunnelMode::Native { egress_ifindex },
+            };
+            let value = native.to_map_value();
+            assert_eq!(value.mode, 2);
+            assert_eq!(
+                TunnelRoute::from_map_value(prefix, value).expect("valid"),
+                native
+            );
+        }
+        let bad = GeneveRoute { mode: 7, ..value };
+        assert!(matches!(
+            TunnelRoute::from_map_value(prefix, bad),
+            Err(GeneveError::UnknownMode(_, 7))
+        ));
+    }
+}
