@@ -47,14 +47,14 @@ impl NetNs {
             .unwrap_or_else(|e| panic!("could not run {program} in {}: {e}", self.name))
     }
 
-    /// Sets a sysctl inside the namespace.
+    /// Sets a sysctl inside the namespace (`net.ipv4.ip_forward` style key), by writing
+    /// `/proc/sys` from a thread inside it: no sysctl(8) needed, so it works in the VM tier too.
     pub fn sysctl(&self, key: &str, value: &str) {
-        let out = self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
-        assert!(
-            out.status.success(),
-            "sysctl {key}={value} in {}: {out:?}",
-            self.name
-        );
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.enter(|| {
+            std::fs::write(&path, value)
+                .unwrap_or_else(|e| panic!("sysctl {key}={value} in {}: {e}", self.name));
+        });
     }
 
     /// Like [`NetNs::enter`], but on a detached thread: for servers that must run while the
