@@ -42,7 +42,7 @@ pub const KERNELS: &[Kernel] = &[
 ];
 
 /// Modules the guest loads (with their dependencies): the tunnel drivers, veth for test
-/// topologies, and clsact + cls_bpf for TC attachment on kernels without TCX (< 6.6).
+/// topologies, and clsact + `cls_bpf` for TC attachment on kernels without TCX (< 6.6).
 const MODULES: &[&str] = &["geneve", "wireguard", "veth", "sch_ingress", "cls_bpf"];
 
 /// Arguments of `cargo xtask vm-test`.
