@@ -112,7 +112,7 @@ const _: () = assert!(size_of::<GeneveRouteKey>() == 4);
 )]
 pub struct GeneveRoute {
     /// Outer destination (the gateway's or node's real IP), network byte order.
-    pub remote_ipv4_be: u32,
+    pub remote_ipv4_be: [u8; 4],
     /// Virtual network identifier (24 bits, host byte order).
     pub vni: u32,
     /// Redirect mode: the `collect_md` Geneve device. Native mode: the egress device for
@@ -130,7 +130,7 @@ const _: () = assert!(size_of::<GeneveRoute>() == 16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GenevePeerKey {
     /// Outer IPv4 source of the peer, network byte order.
-    pub remote_ipv4_be: u32,
+    pub remote_ipv4_be: [u8; 4],
     /// VNI (24 bits), or [`VNI_PEER_MARKER`] for the peer's marker entry.
     pub vni: u32,
 }

@@ -136,7 +136,7 @@ impl TunnelRoute {
             ),
         };
         GeneveRoute {
-            remote_ipv4_be: u32::from_ne_bytes(self.remote.octets()),
+            remote_ipv4_be: self.remote.octets(),
             vni: self.vni.get(),
             ifindex,
             mode: mode as u8,
@@ -160,7 +160,7 @@ impl TunnelRoute {
             _ => return Err(GeneveError::UnknownMode(prefix, mode)),
         };
         Ok(Self {
-            remote: Ipv4Addr::from(remote_ipv4_be.to_ne_bytes()),
+            remote: Ipv4Addr::from(remote_ipv4_be),
             vni: Vni::try_new(vni)?,
             mode,
         })
@@ -255,7 +255,7 @@ impl GeneveMaps {
         vni: Vni,
         delivery: Delivery,
     ) -> Result<(), GeneveError> {
-        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        let remote_ipv4_be = remote.octets();
         let ifindex = match delivery {
             Delivery::InPlace => 0,
             Delivery::IngressOf(ifindex) => ifindex.get(),
@@ -290,7 +290,7 @@ impl GeneveMaps {
 
     /// Stops accepting `vni` from `remote`; forgets the peer when it has no VNI left.
     pub fn remove_peer(&mut self, remote: Ipv4Addr, vni: Vni) -> Result<(), GeneveError> {
-        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        let remote_ipv4_be = remote.octets();
         match self.peers.remove(&GenevePeerKey {
             remote_ipv4_be,
             vni: vni.get(),
@@ -313,7 +313,7 @@ impl GeneveMaps {
 
     /// The VNIs accepted from `remote`.
     pub fn peer_vnis(&self, remote: Ipv4Addr) -> Result<BTreeSet<Vni>, GeneveError> {
-        let remote_ipv4_be = u32::from_ne_bytes(remote.octets());
+        let remote_ipv4_be = remote.octets();
         let mut vnis = BTreeSet::new();
         for key in self.peers.keys() {
             let key = key.map_err(map_err(GENEVE_PEERS_MAP))?;
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(
             value,
             GeneveRoute {
-                remote_ipv4_be: u32::from_ne_bytes([192, 0, 2, 200]),
+                remote_ipv4_be: [192, 0, 2, 200],
                 vni: 0x12_3456,
                 ifindex: 9,
                 mode: 1,

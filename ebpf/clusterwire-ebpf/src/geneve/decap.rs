@@ -43,7 +43,7 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
             u16::from_be_bytes(*((ip + 2) as *const [u8; 2])),
             u16::from_be_bytes(*((ip + 6) as *const [u8; 2])),
             *((ip + 9) as *const u8),
-            u32::from_ne_bytes(*((ip + 12) as *const [u8; 4])),
+            *((ip + 12) as *const [u8; 4]),
             u32::from_ne_bytes(*((ip + 16) as *const [u8; 4])),
         )
     };

@@ -82,7 +82,7 @@ fn redirect(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropRe
     let mut key = bpf_tunnel_key {
         tunnel_id: route.vni,
         __bindgen_anon_1: bpf_tunnel_key__bindgen_ty_1 {
-            remote_ipv6: [u32::from_be(route.remote_ipv4_be), 0, 0, 0],
+            remote_ipv6: [u32::from_be_bytes(route.remote_ipv4_be), 0, 0, 0],
         },
         tunnel_tos: tos,
         tunnel_ttl: OUTER_TTL,
@@ -134,7 +134,7 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     let udp_len = length_field(skb_len - ETH_HEADER_LEN - OUTER_IPV4_LEN);
 
     let src = config.local_ipv4_be.to_ne_bytes();
-    let dst = route.remote_ipv4_be.to_ne_bytes();
+    let dst = route.remote_ipv4_be;
     let mut ip = [
         0x45,
         tos,
