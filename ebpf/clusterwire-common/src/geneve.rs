@@ -121,9 +121,14 @@ pub struct GeneveRoute {
     /// A [`GeneveMode`] as `u8`.
     pub mode: u8,
     /// Explicit padding, zero.
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// Native mode: destination MAC written into the inner Ethernet header, so that a Linux
+    /// geneve device at the other end (which checks it like any Ethernet device) accepts the
+    /// frame; all zero keeps the original frame's destination MAC (a clusterwire peer does not
+    /// care). Ignored in redirect mode, where the kernel resolves it over the Geneve device.
+    pub inner_dst_mac: [u8; 6],
 }
-const _: () = assert!(size_of::<GeneveRoute>() == 16);
+const _: () = assert!(size_of::<GeneveRoute>() == 20);
 
 /// Key of [`GENEVE_PEERS_MAP`]: a peer's outer source address and the VNI it may use.
 #[repr(C)]
@@ -138,7 +143,11 @@ const _: () = assert!(size_of::<GenevePeerKey>() == 8);
 
 /// Value of [`GENEVE_PEERS_MAP`]: what to do with a decapsulated packet from this peer.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding, public so the type can be built literally"
+)]
 pub struct GenevePeer {
     /// 0: the inner frame continues up the stack of the device it arrived on (`TC_ACT_OK`).
     /// Otherwise: redirected to the ingress of this device (`bpf_redirect` with
@@ -147,8 +156,14 @@ pub struct GenevePeer {
     pub ifindex: u32,
     /// Reserved, zero.
     pub flags: u32,
+    /// With a redirect: the destination MAC written into the delivered frame (that device's
+    /// own MAC, so the kernel takes the frame as addressed to it); all zero keeps the inner
+    /// frame's destination MAC.
+    pub dst_mac: [u8; 6],
+    /// Explicit padding, zero.
+    pub _pad: [u8; 2],
 }
-const _: () = assert!(size_of::<GenevePeer>() == 8);
+const _: () = assert!(size_of::<GenevePeer>() == 16);
 
 crate::impl_pod!(GeneveRouteKey, GeneveRoute, GenevePeerKey, GenevePeer);
 

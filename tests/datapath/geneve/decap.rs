@@ -103,7 +103,8 @@ fn decap_delivers_exactly_the_inner_frame() {
 
 #[test]
 fn decap_redirects_to_the_peer_ingress_device() {
-    let mut gateway = gateway(Delivery::IngressOf(NonZeroU32::new(5).expect("nonzero")));
+    let ifindex = NonZeroU32::new(5).expect("nonzero");
+    let mut gateway = gateway(Delivery::IngressOf { ifindex, mac: None });
     let inner = inner_frame();
     let (action, out) = gateway.decap(&GeneveSpec::new(NODE_IP, GATEWAY_IP, VNI).frame(&inner));
     assert_eq!(action, TC_ACT_REDIRECT, "redirected to the peer's device");
@@ -113,6 +114,25 @@ fn decap_redirects_to_the_peer_ingress_device() {
     let (action, out) = gateway.decap(&GeneveSpec::new(NODE_IP, GATEWAY_IP, VNI).frame(&arp));
     assert_eq!(action, TC_ACT_REDIRECT, "inner ARP redirected");
     assert_frame_eq(&out, &arp, "inner ARP frame");
+
+    // With the device's MAC in the peer entry, the frame is addressed to that device.
+    let device_mac = [0x02, 0xd0, 0, 0, 0, 0x05];
+    gateway
+        .maps
+        .allow_peer(
+            NODE_IP,
+            Vni::try_new(VNI).expect("vni"),
+            Delivery::IngressOf {
+                ifindex,
+                mac: Some(device_mac),
+            },
+        )
+        .expect("update peer");
+    let (action, out) = gateway.decap(&GeneveSpec::new(NODE_IP, GATEWAY_IP, VNI).frame(&inner));
+    assert_eq!(action, TC_ACT_REDIRECT);
+    let mut expected = inner.clone();
+    expected[..6].copy_from_slice(&device_mac);
+    assert_frame_eq(&out, &expected, "inner frame addressed to the device");
 }
 
 #[test]

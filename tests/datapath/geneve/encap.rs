@@ -119,6 +119,33 @@ fn native_encap_with_egress_device_redirects_via_neighbour_table() {
 }
 
 #[test]
+fn native_encap_can_address_a_kernel_geneve_device() {
+    let mut node = Host::new(NODE_IP, PORT);
+    let device_mac = [0x02, 0x6e, 0x65, 0x76, 0x65, 0x01];
+    let route = TunnelRoute {
+        remote: GATEWAY_IP,
+        vni: Vni::try_new(VNI).expect("vni"),
+        mode: TunnelMode::Native {
+            egress_ifindex: None,
+        },
+    };
+    node.maps
+        .set_route_to_kernel_device(REMOTE_PODS, 16, route, device_mac)
+        .expect("route");
+    let inner = pod_frame(40003);
+    let (action, out) = node.encap(&inner);
+    assert_eq!(action, TC_ACT_OK);
+    let mut expected = expected_encap(&inner, VNI, sport_of(&out));
+    expected[50..56].copy_from_slice(&device_mac);
+    assert_frame_eq(
+        &out,
+        &expected,
+        "inner destination MAC is the device's, nothing else moves",
+    );
+    assert_eq!(&out[..6], &inner[..6], "the outer destination MAC is kept");
+}
+
+#[test]
 fn source_port_is_stable_per_flow_and_spreads_across_flows() {
     let mut node = node(None);
     let mut ports = BTreeSet::new();

@@ -127,12 +127,15 @@ impl TunnelRoute {
         }
     }
 
-    fn to_map_value(self) -> GeneveRoute {
-        let (mode, ifindex) = match self.mode {
-            TunnelMode::Redirect { geneve_ifindex } => (GeneveMode::Redirect, geneve_ifindex.get()),
+    fn to_map_value(self, inner_dst_mac: Option<[u8; 6]>) -> GeneveRoute {
+        let (mode, ifindex, inner_dst_mac) = match self.mode {
+            TunnelMode::Redirect { geneve_ifindex } => {
+                (GeneveMode::Redirect, geneve_ifindex.get(), [0; 6])
+            }
             TunnelMode::Native { egress_ifindex } => (
                 GeneveMode::Native,
                 egress_ifindex.map_or(0, NonZeroU32::get),
+                inner_dst_mac.unwrap_or([0; 6]),
             ),
         };
         GeneveRoute {
@@ -140,17 +143,23 @@ impl TunnelRoute {
             vni: self.vni.get(),
             ifindex,
             mode: mode as u8,
-            _pad: [0; 3],
+            _pad: 0,
+            inner_dst_mac,
         }
     }
 
-    fn from_map_value(prefix: Ipv4Addr, value: GeneveRoute) -> Result<Self, GeneveError> {
+    /// The route and its inner destination MAC (native mode only).
+    fn from_map_value(
+        prefix: Ipv4Addr,
+        value: GeneveRoute,
+    ) -> Result<(Self, Option<[u8; 6]>), GeneveError> {
         let GeneveRoute {
             remote_ipv4_be,
             vni,
             ifindex,
             mode,
             _pad,
+            inner_dst_mac,
         } = value;
         let mode = match (GeneveMode::from_u8(mode), NonZeroU32::new(ifindex)) {
             (Some(GeneveMode::Redirect), Some(geneve_ifindex)) => {
@@ -159,12 +168,26 @@ impl TunnelRoute {
             (Some(GeneveMode::Native), egress_ifindex) => TunnelMode::Native { egress_ifindex },
             _ => return Err(GeneveError::UnknownMode(prefix, mode)),
         };
-        Ok(Self {
+        let route = Self {
             remote: Ipv4Addr::from(remote_ipv4_be),
             vni: Vni::try_new(vni)?,
             mode,
-        })
+        };
+        Ok((route, (inner_dst_mac != [0; 6]).then_some(inner_dst_mac)))
     }
+}
+
+/// One entry of the route map, as [`GeneveMaps::routes`] lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The tunnelled prefix.
+    pub prefix: Ipv4Addr,
+    /// Its length.
+    pub len: u8,
+    /// Where it goes.
+    pub route: TunnelRoute,
+    /// Inner destination MAC, when set with [`GeneveMaps::set_route_to_kernel_device`].
+    pub inner_dst_mac: Option<[u8; 6]>,
 }
 
 /// What happens to a frame decapsulated from an accepted peer.
@@ -173,7 +196,13 @@ pub enum Delivery {
     /// Continues up the stack of the device it arrived on (inner IPv4 only).
     InPlace,
     /// Enters this device's ingress, re-parsed from its inner Ethernet header.
-    IngressOf(NonZeroU32),
+    IngressOf {
+        /// The receiving device.
+        ifindex: NonZeroU32,
+        /// Its MAC, written as the frame's destination so the kernel takes the frame as
+        /// addressed to it; `None` keeps the inner frame's destination MAC.
+        mac: Option<[u8; 6]>,
+    },
 }
 
 /// The Geneve maps of a loaded object.
@@ -223,9 +252,32 @@ impl GeneveMaps {
         len: u8,
         route: TunnelRoute,
     ) -> Result<(), GeneveError> {
+        self.insert_route(prefix, len, route.to_map_value(None))
+    }
+
+    /// Like [`Self::set_route`] for a native route whose far end is the kernel's geneve
+    /// driver: the inner frame's destination MAC becomes `device_mac` (that device drops
+    /// frames not addressed to it, like any Ethernet device). Redirect routes ignore it: the
+    /// kernel resolves the MAC over the Geneve device itself.
+    pub fn set_route_to_kernel_device(
+        &mut self,
+        prefix: Ipv4Addr,
+        len: u8,
+        route: TunnelRoute,
+        device_mac: [u8; 6],
+    ) -> Result<(), GeneveError> {
+        self.insert_route(prefix, len, route.to_map_value(Some(device_mac)))
+    }
+
+    fn insert_route(
+        &mut self,
+        prefix: Ipv4Addr,
+        len: u8,
+        value: GeneveRoute,
+    ) -> Result<(), GeneveError> {
         let key = Self::route_key(prefix, len)?;
         self.routes
-            .insert(&key, route.to_map_value(), 0)
+            .insert(&key, value, 0)
             .map_err(map_err(GENEVE_ROUTES_MAP))
     }
 
@@ -235,15 +287,21 @@ impl GeneveMaps {
         self.routes.remove(&key).map_err(map_err(GENEVE_ROUTES_MAP))
     }
 
-    /// Every route, as (prefix, length, route).
-    pub fn routes(&self) -> Result<Vec<(Ipv4Addr, u8, TunnelRoute)>, GeneveError> {
+    /// Every route.
+    pub fn routes(&self) -> Result<Vec<RouteEntry>, GeneveError> {
         let mut out = Vec::new();
         for entry in &self.routes {
             let (key, value) = entry.map_err(map_err(GENEVE_ROUTES_MAP))?;
             let prefix = Ipv4Addr::from(key.data().addr_be);
             #[expect(clippy::cast_possible_truncation, reason = "the trie rejects > 32")]
             let len = key.prefix_len() as u8;
-            out.push((prefix, len, TunnelRoute::from_map_value(prefix, value)?));
+            let (route, inner_dst_mac) = TunnelRoute::from_map_value(prefix, value)?;
+            out.push(RouteEntry {
+                prefix,
+                len,
+                route,
+                inner_dst_mac,
+            });
         }
         Ok(out)
     }
@@ -256,25 +314,21 @@ impl GeneveMaps {
         delivery: Delivery,
     ) -> Result<(), GeneveError> {
         let remote_ipv4_be = remote.octets();
-        let ifindex = match delivery {
-            Delivery::InPlace => 0,
-            Delivery::IngressOf(ifindex) => ifindex.get(),
+        let value = match delivery {
+            Delivery::InPlace => GenevePeer::default(),
+            Delivery::IngressOf { ifindex, mac } => GenevePeer {
+                ifindex: ifindex.get(),
+                dst_mac: mac.unwrap_or([0; 6]),
+                ..GenevePeer::default()
+            },
         };
-        let value = GenevePeer { ifindex, flags: 0 };
         let marker = GenevePeerKey {
             remote_ipv4_be,
             vni: VNI_PEER_MARKER,
         };
         // The marker first: a packet never sees the VNI entry without its peer being known.
         self.peers
-            .insert(
-                marker,
-                GenevePeer {
-                    ifindex: 0,
-                    flags: 0,
-                },
-                0,
-            )
+            .insert(marker, GenevePeer::default(), 0)
             .map_err(map_err(GENEVE_PEERS_MAP))?;
         self.peers
             .insert(
@@ -420,7 +474,7 @@ mod tests {
         let remote = Ipv4Addr::new(192, 0, 2, 200);
         let redirect =
             TunnelRoute::via_collect_md_device(remote, vni, NonZeroU32::new(9).expect("nonzero"));
-        let value = redirect.to_map_value();
+        let value = redirect.to_map_value(Some([2; 6]));
         assert_eq!(
             value,
             GeneveRoute {
@@ -428,25 +482,28 @@ mod tests {
                 vni: 0x12_3456,
                 ifindex: 9,
                 mode: 1,
-                _pad: [0; 3],
+                _pad: 0,
+                inner_dst_mac: [0; 6],
             }
         );
         let prefix = Ipv4Addr::new(10, 70, 0, 0);
         assert_eq!(
             TunnelRoute::from_map_value(prefix, value).expect("valid"),
-            redirect
+            (redirect, None),
+            "a redirect route carries no inner MAC"
         );
-        for egress_ifindex in [None, NonZeroU32::new(3)] {
+        for (egress_ifindex, inner_dst_mac) in [(None, None), (NonZeroU32::new(3), Some([2; 6]))] {
             let native = TunnelRoute {
                 remote,
                 vni,
                 mode: TunnelMode::Native { egress_ifindex },
             };
-            let value = native.to_map_value();
+            let value = native.to_map_value(inner_dst_mac);
             assert_eq!(value.mode, 2);
+            assert_eq!(value.inner_dst_mac, inner_dst_mac.unwrap_or([0; 6]));
             assert_eq!(
                 TunnelRoute::from_map_value(prefix, value).expect("valid"),
-                native
+                (native, inner_dst_mac)
             );
         }
         let bad = GeneveRoute { mode: 7, ..value };

@@ -116,7 +116,7 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
         });
     };
     // SAFETY: a value pointer the map lookup just returned; the entry is plain data.
-    let ifindex = unsafe { (*peer).ifindex };
+    let (ifindex, dst_mac) = unsafe { ((*peer).ifindex, (*peer).dst_mac) };
 
     let Some(inner) = parse::at(ctx, inner_at, ETH_HEADER_LEN) else {
         return Err(DropReason::GeneveMalformed);
@@ -144,6 +144,10 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
         core::ptr::write_unaligned(front as *mut u64, macs_head);
         core::ptr::write_unaligned((front + 8) as *mut u32, macs_tail);
         core::ptr::write_unaligned((front + 12) as *mut u16, inner_type);
+        // Redirected frames are addressed to the receiving device, as the peer entry says.
+        if ifindex != 0 && dst_mac != [0; 6] {
+            core::ptr::write_unaligned(front as *mut [u8; 6], dst_mac);
+        }
     }
 
     // Remove outer IPv4, UDP, Geneve (with options) and the inner Ethernet header (now also in

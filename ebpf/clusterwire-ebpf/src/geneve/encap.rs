@@ -180,6 +180,9 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     unsafe {
         // The original Ethernet header is still at the front: it becomes the inner one too.
         super::copy_eth_header(data, inner_eth_at);
+        if route.inner_dst_mac != [0; 6] {
+            core::ptr::write_unaligned(inner_eth_at as *mut [u8; 6], route.inner_dst_mac);
+        }
         core::ptr::write_unaligned(ip_at as *mut [u8; OUTER_IPV4_LEN], ip);
         core::ptr::write_unaligned(udp_at as *mut [u8; UDP_HEADER_LEN], udp);
         core::ptr::write_unaligned(geneve_at as *mut [u8; 8], geneve);
