@@ -9,9 +9,10 @@
 //!   original Ethernet header, which stays in front as the outer one (its MACs are those the
 //!   kernel chose for the next hop; `bpf_redirect_neigh` rewrites them when the route names an
 //!   egress device) and is copied to the end of the room as the inner one, so the inner frame is
-//!   the original frame, exactly what a `collect_md` device would carry. The flags make the
-//!   kernel record the inner offsets, `ETH_P_TEB` and `SKB_GSO_UDP_TUNNEL`, so GSO super-packets
-//!   are encapsulated once and segmented later (gso_size is lowered by 50).
+//!   the original frame, exactly what a `collect_md` device would carry (with the route's
+//!   `inner_dst_mac`, if set, as destination: a kernel geneve receiver checks it). The flags
+//!   make the kernel record the inner offsets, `ETH_P_TEB` and `SKB_GSO_UDP_TUNNEL`, so GSO
+//!   super-packets are encapsulated once and segmented later (gso_size is lowered by 50).
 //! - Outer UDP checksum 0 (RFC 8926 allows it over IPv4; the kernel driver sends the same with
 //!   `BPF_F_ZERO_CSUM_TX`): a real one would cover an inner payload whose own checksum may still
 //!   be pending (`CHECKSUM_PARTIAL`) and would break GSO. The outer IPv4 header checksum is
@@ -22,7 +23,8 @@
 //!   (`bpf_skb_adjust_room(-n, BPF_ADJ_ROOM_MAC)`), so the result is exactly the inner frame. Its
 //!   action comes from the peer entry: `TC_ACT_OK` (continue up this device's stack; inner IPv4
 //!   only, since skb->protocol stays IPv4) or a redirect into another device's ingress, which
-//!   re-parses the inner Ethernet header (any inner protocol; policy routing by input device).
+//!   re-parses the inner Ethernet header (any inner protocol; policy routing by input device;
+//!   the peer's `dst_mac`, if set, addresses the frame to that device).
 //! - Only what is certainly ours is judged: IPv4/UDP to `local_ipv4_be` and the Geneve port,
 //!   not a fragment (the stack reassembles those; our peers send DF). Then version != 0, OAM or
 //!   critical-option packets, a protocol other than 0x6558, or truncation are `GeneveMalformed`;
