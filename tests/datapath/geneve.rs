@@ -15,7 +15,7 @@ use clusterwire_common::{
     stats::Event,
 };
 use clusterwire_dataplane::geneve::GeneveMaps;
-use clusterwire_tests::harness::Harness;
+use clusterwire_tests::harness::{Harness, first_difference};
 
 mod decap;
 mod encap;
@@ -78,15 +78,9 @@ impl Host {
 /// Asserts two frames are equal, naming the first differing byte.
 #[track_caller]
 fn assert_frame_eq(actual: &[u8], expected: &[u8], what: &str) {
-    if let Some(i) = actual.iter().zip(expected).position(|(a, e)| a != e) {
-        panic!(
-            "{what}: byte {i} is {:#04x}, expected {:#04x}\n actual:   {actual:02x?}\n expected: {expected:02x?}",
-            actual[i], expected[i]
-        );
-    }
-    assert_eq!(
-        actual.len(),
-        expected.len(),
-        "{what}: length differs\n actual:   {actual:02x?}\n expected: {expected:02x?}"
+    assert!(
+        actual == expected,
+        "{what}: {}\n actual:   {actual:02x?}\n expected: {expected:02x?}",
+        first_difference(actual, expected)
     );
 }
