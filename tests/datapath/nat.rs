@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 
 use clusterwire_common::{drop::DropReason, stats::Event};
+use clusterwire_dataplane::{IpMapKind, RemapKind};
 use clusterwire_tests::{
     harness::{Harness, TC_ACT_OK, TC_ACT_SHOT},
     packet::{self, Ipv4, Tcp, tcp_flags},
@@ -481,4 +482,91 @@ fn l3_device_mode_handles_bare_ip_packets() {
     let (action, _) = h.from_tunnel(&tcp(Ipv4Addr::new(8, 8, 8, 8), POD_A, &seg));
     assert_eq!(action, TC_ACT_SHOT, "spoofed bare packet");
     assert_eq!(h.drops(DropReason::SpoofedSource), 1);
+}
+
+#[test]
+fn removing_entries_stops_translation_and_short_prefixes_work() {
+    let mut h = harness();
+    let seg = data_segment();
+    let net = |s: &str| -> ipnet::Ipv4Net { s.parse().expect("prefix") };
+    // A /8 covers 256 prefilter slots.
+    h.datapath()
+        .remap(RemapKind::Dst)
+        .expect("table")
+        .insert(PEER, net("11.0.0.0/8"), net("12.0.0.0/8"))
+        .expect("insert /8");
+    let far = Ipv4Addr::new(11, 200, 3, 4);
+    let want = frame(&tcp(POD_A, Ipv4Addr::new(12, 200, 3, 4), &seg));
+    expect_pass(
+        &mut h,
+        true,
+        &frame(&tcp(POD_A, far, &seg)),
+        &want,
+        "/8 remap",
+    );
+    // Remove the /16: the more specific /24 still applies, the rest of the /16 no longer.
+    h.datapath()
+        .remap(RemapKind::Dst)
+        .expect("table")
+        .remove(PEER, net("10.50.0.0/16"))
+        .expect("remove /16");
+    let plain = frame(&tcp(POD_A, POD_B_REMAPPED, &seg));
+    expect_pass(&mut h, true, &plain, &plain, "after removing 10.50.0.0/16");
+    let in24 = Ipv4Addr::new(10, 50, 9, 3);
+    let want = frame(&tcp(POD_A, Ipv4Addr::new(10, 9, 9, 3), &seg));
+    expect_pass(
+        &mut h,
+        true,
+        &frame(&tcp(POD_A, in24, &seg)),
+        &want,
+        "the /24 stays",
+    );
+    {
+        let mut dst = h.datapath().remap(RemapKind::Dst).expect("table");
+        dst.remove(PEER, net("10.50.9.0/24")).expect("remove /24");
+        dst.remove(PEER, net("11.0.0.0/8")).expect("remove /8");
+    }
+    let plain = frame(&tcp(POD_A, in24, &seg));
+    expect_pass(&mut h, true, &plain, &plain, "after removing 10.50.9.0/24");
+    let plain = frame(&tcp(POD_A, far, &seg));
+    expect_pass(&mut h, true, &plain, &plain, "after removing 11.0.0.0/8");
+    // IP mappings.
+    h.datapath()
+        .ipmap(IpMapKind::Exit)
+        .expect("table")
+        .remove(HOST_X)
+        .expect("remove ipmap");
+    let plain = frame(&tcp(HOST_X, Ipv4Addr::new(10, 60, 0, 1), &seg));
+    expect_pass(
+        &mut h,
+        true,
+        &plain,
+        &plain,
+        "after removing the IP mapping",
+    );
+    // Out of the tunnel, removing the announced tunnel address makes it a spoofed source.
+    h.datapath()
+        .remap(RemapKind::Src)
+        .expect("table")
+        .remove(PEER, net("169.254.18.2/32"))
+        .expect("remove tunnel identity");
+    let (action, _) = h.from_tunnel(&frame(&tcp(PEER_TUNNEL, POD_A, &seg)));
+    assert_eq!(action, TC_ACT_SHOT, "tunnel address no longer announced");
+}
+
+#[test]
+fn remaps_of_different_sizes_are_refused() {
+    let mut h = harness();
+    let mut dst = h.datapath().remap(RemapKind::Dst).expect("table");
+    let err = dst
+        .insert(
+            PEER,
+            "10.80.0.0/16".parse().expect("prefix"),
+            "10.90.0.0/24".parse().expect("prefix"),
+        )
+        .expect_err("sizes differ");
+    assert!(
+        matches!(err, clusterwire_dataplane::MapError::SizeMismatch { .. }),
+        "got {err}"
+    );
 }

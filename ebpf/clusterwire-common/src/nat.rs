@@ -19,6 +19,56 @@ pub const NAT_TO_TUNNEL_PROGRAM: &str = "cw_nat_to_tunnel";
 /// Name of the out-of-the-tunnel NAT program (TC ingress on the tunnel link).
 pub const NAT_FROM_TUNNEL_PROGRAM: &str = "cw_nat_from_tunnel";
 
+/// Name of the lookup prefilter: a per-CPU-free array of 64-bit words, one 65536-bit bitmap per
+/// table ([`FilterTable`]). A clear bit proves the table has no entry for the address, so the
+/// programs skip the (much slower) trie or hash lookup; a set bit only means "look it up".
+/// Maintained by the userspace table handles.
+pub const NAT_FILTER_MAP: &str = "CW_NAT_FILTER";
+/// 64-bit words per table bitmap (65536 bits).
+pub const FILTER_WORDS_PER_TABLE: u32 = 1024;
+
+/// Which table a prefilter bitmap belongs to (its index among the bitmaps).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FilterTable {
+    /// `CW_REMAP_DST`, slots by [`prefix_slot`].
+    RemapDst = 0,
+    /// `CW_REMAP_SRC`, slots by [`prefix_slot`].
+    RemapSrc = 1,
+    /// `CW_IPMAP_EXIT`, slots by [`ip_slot`].
+    IpmapExit = 2,
+    /// `CW_IPMAP_ENTRY`, slots by [`ip_slot`].
+    IpmapEntry = 3,
+}
+
+impl FilterTable {
+    /// Number of bitmaps.
+    pub const COUNT: u32 = 4;
+}
+
+/// Prefilter slot of an address for the prefix tables: its top 16 bits (host order). A prefix
+/// of length >= 16 covers one slot, a shorter one a range of slots.
+#[inline]
+pub const fn prefix_slot(addr: u32) -> u32 {
+    addr >> 16
+}
+
+/// Prefilter slot of an address for the single-IP tables: a 16-bit fold (host order), so
+/// mapped addresses of one /16 spread over the bitmap.
+#[inline]
+pub const fn ip_slot(addr: u32) -> u32 {
+    (addr ^ (addr >> 16)) & 0xffff
+}
+
+/// Index of the word holding `slot` of `table`'s bitmap, and the bit within it.
+#[inline]
+pub const fn filter_bit(table: FilterTable, slot: u32) -> (u32, u64) {
+    (
+        table as u32 * FILTER_WORDS_PER_TABLE + ((slot & 0xffff) >> 6),
+        1u64 << (slot & 63),
+    )
+}
+
 /// Capacity of each remap trie.
 pub const REMAP_MAX_ENTRIES: u32 = 4096;
 /// Capacity of each single-IP map.

@@ -10,22 +10,24 @@
 //! checksums are fixed where the L4 header is present (first fragment).
 use aya_ebpf::{
     bindings::TC_ACT_OK,
-    btf_maps::{HashMap, LpmTrie, lpm_trie::Key},
+    btf_maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
     macros::{btf_map, classifier},
     programs::TcContext,
 };
 use clusterwire_common::{
     drop::DropReason,
     nat::{
-        IPMAP_MAX_ENTRIES, IpMapKey, IpMapValue, REMAP_MAX_ENTRIES, REMAP_PEER_BITS, RemapKey,
-        RemapValue,
+        FILTER_WORDS_PER_TABLE, FilterTable, IPMAP_MAX_ENTRIES, IpMapKey, IpMapValue,
+        REMAP_MAX_ENTRIES, REMAP_PEER_BITS, RemapKey, RemapValue, filter_bit, ip_slot, prefix_slot,
     },
     stats::Event,
 };
 
 use crate::{
     config, csum, drop, icmp, mss,
-    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_SRC_OFF},
+    parse::{
+        self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_MIN_HLEN, IPV4_SRC_OFF,
+    },
     stats,
 };
 
@@ -47,6 +49,19 @@ static CW_IPMAP_EXIT: HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize
 #[btf_map]
 static CW_IPMAP_ENTRY: HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize }> =
     HashMap::new();
+
+/// Lookup prefilter bitmaps (see `clusterwire_common::nat::NAT_FILTER_MAP`): an array lookup
+/// (inlined by the verifier) that spares the trie or hash lookup of most misses.
+#[btf_map]
+static CW_NAT_FILTER: Array<u64, { (FilterTable::COUNT * FILTER_WORDS_PER_TABLE) as usize }> =
+    Array::new();
+
+/// Whether `table` may have an entry for the address in prefilter `slot`.
+#[inline(always)]
+fn may_match(table: FilterTable, slot: u32) -> bool {
+    let (index, bit) = filter_bit(table, slot);
+    CW_NAT_FILTER.get(index).is_some_and(|word| word & bit != 0)
+}
 
 /// Which way a packet crosses the tunnel link.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,9 +95,13 @@ pub fn cw_nat_from_tunnel(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn remap(
     map: &LpmTrie<RemapKey, RemapValue, { REMAP_MAX_ENTRIES as usize }>,
+    table: FilterTable,
     peer_id: u32,
     addr: u32,
 ) -> Option<u32> {
+    if !may_match(table, prefix_slot(u32::from_be(addr))) {
+        return None;
+    }
     let key = Key::new(
         REMAP_PEER_BITS + 32,
         RemapKey {
@@ -98,8 +117,12 @@ fn remap(
 #[inline(always)]
 fn ipmap(
     map: &HashMap<IpMapKey, IpMapValue, { IPMAP_MAX_ENTRIES as usize }>,
+    table: FilterTable,
     addr: u32,
 ) -> Option<u32> {
+    if !may_match(table, ip_slot(u32::from_be(addr))) {
+        return None;
+    }
     let key = IpMapKey {
         addr_be: addr.to_ne_bytes(),
     };
@@ -112,8 +135,8 @@ fn ipmap(
 #[inline(always)]
 pub fn map_src(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
     match dir {
-        Dir::ToTunnel => ipmap(&CW_IPMAP_EXIT, addr),
-        Dir::FromTunnel => remap(&CW_REMAP_SRC, peer_id, addr),
+        Dir::ToTunnel => ipmap(&CW_IPMAP_EXIT, FilterTable::IpmapExit, addr),
+        Dir::FromTunnel => remap(&CW_REMAP_SRC, FilterTable::RemapSrc, peer_id, addr),
     }
 }
 
@@ -121,8 +144,8 @@ pub fn map_src(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
 #[inline(always)]
 pub fn map_dst(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
     match dir {
-        Dir::ToTunnel => remap(&CW_REMAP_DST, peer_id, addr),
-        Dir::FromTunnel => ipmap(&CW_IPMAP_ENTRY, addr),
+        Dir::ToTunnel => remap(&CW_REMAP_DST, FilterTable::RemapDst, peer_id, addr),
+        Dir::FromTunnel => ipmap(&CW_IPMAP_ENTRY, FilterTable::IpmapEntry, addr),
     }
 }
 
@@ -193,11 +216,20 @@ fn rewrite(ctx: &TcContext, ip: &parse::Ipv4, src: u32, dst: u32) -> Result<(), 
         return Err(DropReason::L4Truncated);
     }
     let diff = csum::add(csum::diff4(ip.src, src), csum::diff4(ip.dst, dst));
-    let check_off = ip.l3 + IPV4_CSUM_OFF;
-    let check = parse::u16_at(ctx, check_off).ok_or(DropReason::RewriteFailed)?;
-    parse::put_u32(ctx, ip.l3 + IPV4_SRC_OFF, src)?;
-    parse::put_u32(ctx, ip.l3 + IPV4_SRC_OFF + 4, dst)?;
-    parse::put_u16(ctx, check_off, csum::apply(check, diff))?;
+    // One bound check for the fixed header, then plain writes.
+    let p = parse::at(ctx, ip.l3, IPV4_MIN_HLEN).ok_or(DropReason::RewriteFailed)?;
+    // SAFETY: `at` checked that the 20 bytes at `p` are inside the (writable) packet.
+    unsafe {
+        let check_p = (p + IPV4_CSUM_OFF) as *mut u16;
+        let check = core::ptr::read_unaligned(check_p);
+        if src != ip.src {
+            core::ptr::write_unaligned((p + IPV4_SRC_OFF) as *mut u32, src);
+        }
+        if dst != ip.dst {
+            core::ptr::write_unaligned((p + IPV4_SRC_OFF + 4) as *mut u32, dst);
+        }
+        core::ptr::write_unaligned(check_p, csum::apply(check, diff));
+    }
     if let Some((off, udp)) = l4_csum {
         csum::l4_pseudo(ctx, off, diff, udp)?;
     }

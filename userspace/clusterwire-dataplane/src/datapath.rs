@@ -12,8 +12,8 @@ use clusterwire_common::{
         GENEVE_PEERS_MAP, GENEVE_ROUTES_MAP, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
     },
     nat::{
-        IPMAP_ENTRY_MAP, IPMAP_EXIT_MAP, IpMapKey, IpMapValue, REMAP_DST_MAP, REMAP_SRC_MAP,
-        RemapKey, RemapValue,
+        IPMAP_ENTRY_MAP, IPMAP_EXIT_MAP, IpMapKey, IpMapValue, NAT_FILTER_MAP, REMAP_DST_MAP,
+        REMAP_SRC_MAP, RemapKey, RemapValue,
     },
     stats::{EVENTS_MAP, PEER_STATS_MAP, PeerStats},
 };
@@ -56,6 +56,7 @@ pub const PINNED_MAPS: &[(&str, u32, u32)] = &[
         lossless(size_of::<IpMapKey>()),
         lossless(size_of::<IpMapValue>()),
     ),
+    (NAT_FILTER_MAP, 4, 8),
     (DROPS_MAP, 4, 8),
     (EVENTS_MAP, 4, 8),
     (PEER_STATS_MAP, 4, lossless(size_of::<PeerStats>())),

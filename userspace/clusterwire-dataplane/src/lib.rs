@@ -6,6 +6,7 @@ pub mod config;
 pub mod counters;
 pub mod datapath;
 pub mod error;
+mod filter;
 pub mod geneve;
 pub mod object;
 pub mod probe;

@@ -3,12 +3,28 @@ use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, LpmTrie, MapData, lpm_trie::Key};
 use clusterwire_common::nat::{
-    IPMAP_ENTRY_MAP, IPMAP_EXIT_MAP, IpMapKey, IpMapValue, REMAP_DST_MAP, REMAP_PEER_BITS,
-    REMAP_SRC_MAP, RemapKey, RemapValue,
+    FilterTable, IPMAP_ENTRY_MAP, IPMAP_EXIT_MAP, IpMapKey, IpMapValue, NAT_FILTER_MAP,
+    REMAP_DST_MAP, REMAP_PEER_BITS, REMAP_SRC_MAP, RemapKey, RemapValue,
 };
 use ipnet::Ipv4Net;
 
-use crate::{datapath::Datapath, error::MapError};
+use crate::{
+    datapath::Datapath,
+    error::MapError,
+    filter::{Filter, ip_slots, prefix_slots},
+};
+
+/// The table's map and the prefilter map, borrowed together.
+fn two_maps<'a>(
+    datapath: &'a mut Datapath,
+    name: &'static str,
+) -> Result<(&'a mut aya::maps::Map, &'a mut aya::maps::Map), MapError> {
+    match datapath.ebpf.maps_disjoint_mut([name, NAT_FILTER_MAP]) {
+        [Some(map), Some(filter)] => Ok((map, filter)),
+        [None, _] => Err(MapError::Missing(name)),
+        [_, None] => Err(MapError::Missing(NAT_FILTER_MAP)),
+    }
+}
 
 /// One remap entry as read back from a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +55,21 @@ impl RemapKind {
             Self::Src => REMAP_SRC_MAP,
         }
     }
+
+    const fn filter(self) -> FilterTable {
+        match self {
+            Self::Dst => FilterTable::RemapDst,
+            Self::Src => FilterTable::RemapSrc,
+        }
+    }
 }
 
-/// A remap LPM trie.
+/// A remap LPM trie (and its lookup prefilter).
 #[derive(Debug)]
 pub struct RemapTable<'a> {
     name: &'static str,
     map: LpmTrie<&'a mut MapData, RemapKey, RemapValue>,
+    filter: Filter<'a>,
 }
 
 fn key(peer_id: u32, net: Ipv4Net) -> Key<RemapKey> {
@@ -62,9 +86,10 @@ impl<'a> RemapTable<'a> {
     /// Opens the table of `kind`.
     pub fn open(datapath: &'a mut Datapath, kind: RemapKind) -> Result<Self, MapError> {
         let name = kind.map();
-        let map = datapath.ebpf.map_mut(name).ok_or(MapError::Missing(name))?;
+        let (map, filter) = two_maps(datapath, name)?;
         let map = LpmTrie::try_from(map).map_err(|source| MapError::Map { name, source })?;
-        Ok(Self { name, map })
+        let filter = Filter::new(kind.filter(), filter)?;
+        Ok(Self { name, map, filter })
     }
 
     /// Maps `from` to `to` for `peer_id` (host bits kept); the prefixes must be the same size.
@@ -74,6 +99,7 @@ impl<'a> RemapTable<'a> {
             return Err(MapError::SizeMismatch { from, to });
         }
         let value = RemapValue::new(to.network().octets(), to.prefix_len());
+        self.filter.set(&prefix_slots(from))?;
         self.map
             .insert(&key(peer_id, from.trunc()), value, 0)
             .map_err(|source| MapError::Map {
@@ -89,7 +115,13 @@ impl<'a> RemapTable<'a> {
             .map_err(|source| MapError::Map {
                 name: self.name,
                 source,
-            })
+            })?;
+        let remaining: Vec<_> = self
+            .entries()?
+            .iter()
+            .map(|e| prefix_slots(e.from))
+            .collect();
+        self.filter.rebuild(&prefix_slots(from), &remaining)
     }
 
     /// Every entry, in the trie's order.
@@ -128,23 +160,25 @@ pub enum IpMapKind {
     Entry,
 }
 
-/// A single-IP mapping table.
+/// A single-IP mapping table (and its lookup prefilter).
 #[derive(Debug)]
 pub struct IpMapTable<'a> {
     name: &'static str,
     map: HashMap<&'a mut MapData, IpMapKey, IpMapValue>,
+    filter: Filter<'a>,
 }
 
 impl<'a> IpMapTable<'a> {
     /// Opens the table of `kind`.
     pub fn open(datapath: &'a mut Datapath, kind: IpMapKind) -> Result<Self, MapError> {
-        let name = match kind {
-            IpMapKind::Exit => IPMAP_EXIT_MAP,
-            IpMapKind::Entry => IPMAP_ENTRY_MAP,
+        let (name, table) = match kind {
+            IpMapKind::Exit => (IPMAP_EXIT_MAP, FilterTable::IpmapExit),
+            IpMapKind::Entry => (IPMAP_ENTRY_MAP, FilterTable::IpmapEntry),
         };
-        let map = datapath.ebpf.map_mut(name).ok_or(MapError::Missing(name))?;
+        let (map, filter) = two_maps(datapath, name)?;
         let map = HashMap::try_from(map).map_err(|source| MapError::Map { name, source })?;
-        Ok(Self { name, map })
+        let filter = Filter::new(table, filter)?;
+        Ok(Self { name, map, filter })
     }
 
     /// Maps `from` to `to` (replacing an entry for `from`).
@@ -155,6 +189,7 @@ impl<'a> IpMapTable<'a> {
         let value = IpMapValue {
             addr_be: to.octets(),
         };
+        self.filter.set(&ip_slots(from))?;
         self.map
             .insert(key, value, 0)
             .map_err(|source| MapError::Map {
@@ -171,7 +206,9 @@ impl<'a> IpMapTable<'a> {
         self.map.remove(&key).map_err(|source| MapError::Map {
             name: self.name,
             source,
-        })
+        })?;
+        let remaining: Vec<_> = self.entries()?.iter().map(|(a, _)| ip_slots(*a)).collect();
+        self.filter.rebuild(&ip_slots(from), &remaining)
     }
 
     /// Every mapping.
