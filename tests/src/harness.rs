@@ -7,7 +7,10 @@
 //! the program's `data` is the first input byte. The L3-device mode (`FLAG_L3_DEVICE`, packets
 //! start at the IP header) is therefore tested by passing a bare IPv4 datagram: the programs
 //! classify it by its version nibble and never read `skb->protocol` (which `test_run` derives
-//! from bytes 12..13 of the datagram, i.e. part of its source address).
+//! from bytes 12..13 of the datagram, i.e. part of its source address). The kernel also
+//! refuses (EINVAL) an Ethernet frame of ethertype IPv4 with less than 20 bytes of IP header,
+//! so truncated-header cases are fed in the L3 mode with a source address that does not look
+//! like the IPv4 ethertype.
 use aya::programs::{TestRun as _, TestRunOptions};
 use clusterwire_common::{
     config::DatapathConfig,

@@ -68,6 +68,11 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
 /// packet, `i` is its last byte, where no MSS option can start.
 #[inline(always)]
 fn find_mss(ctx: &TcContext, l4: usize, hlen: usize) -> Option<usize> {
+    // Verifier trap (6.1): LLVM knows `i < hlen <= 60` and drops the `& 0x3f` below as
+    // redundant, but the 6.1 verifier cannot bound `i` from a register-to-register compare, so
+    // the packet offset looks unbounded. An opaque `hlen` keeps the mask in the code.
+    // SAFETY: a volatile read of a local.
+    let hlen = unsafe { core::ptr::read_volatile(&raw const hlen) };
     let mut i = 20usize;
     for _ in 0..MAX_OPT_BYTES {
         if i >= hlen {
