@@ -1,0 +1,123 @@
+//! Geneve cases of `cargo xtask bench datapath`.
+//!
+//! Encapsulation and decapsulation change the packet for good (an encapsulated packet is not
+//! routed again, a decapsulated one is no longer Geneve), so with `repeat` every run after the
+//! first would measure a miss: both are measured single-shot, like the MSS clamp, and also shown
+//! "looped-equivalent" (single-shot - single-shot baseline + looped baseline), comparable with
+//! the looped rows and the targets. Each `test_run` skb is fresh and carries no flow hash, so the
+//! encapsulation figure includes the kernel's flow dissector computing it
+//! (`bpf_get_hash_recalc`); on real traffic the hash is usually already in the skb (socket
+//! `txhash`, RX hash). Redirect mode leaves the packet as it is and is measured with `repeat`.
+use std::{net::Ipv4Addr, num::NonZeroU32};
+
+use clusterwire_common::{
+    config::DatapathConfig,
+    geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM},
+    probe::PROBE_PROGRAM,
+};
+use clusterwire_dataplane::geneve::{Delivery, GeneveMaps, TunnelMode, TunnelRoute, Vni};
+use clusterwire_tests::{
+    harness::Harness,
+    packet::{self, Ipv4},
+};
+
+use super::{looped, single_shot};
+
+const NODE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+const POD: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 5);
+const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(10, 70, 3, 9);
+const VNI: u32 = 0x12_3456;
+
+/// A datapath configured as `local`, with its Geneve maps taken out.
+fn host(local: Ipv4Addr) -> (Harness, GeneveMaps) {
+    let mut h = Harness::new(DatapathConfig {
+        local_ipv4_be: u32::from_ne_bytes(local.octets()),
+        geneve_port: 6091,
+        ..DatapathConfig::zeroed()
+    });
+    let maps = GeneveMaps::take(h.datapath().ebpf_mut()).expect("Geneve maps");
+    (h, maps)
+}
+
+fn pod_udp(dst: Ipv4Addr) -> Vec<u8> {
+    packet::eth_ipv4(
+        &Ipv4::new(POD, dst, 17).build(&packet::udp(POD, dst, 5000, 5201, &[7; 64], true)),
+    )
+}
+
+/// (case, ns per packet, target) rows.
+pub fn cases(repeat: u32, calls: u32) -> Vec<(&'static str, f64, Option<u32>)> {
+    let vni = Vni::try_new(VNI).expect("24-bit VNI");
+    let (mut node, mut node_maps) = host(NODE);
+    let native = TunnelRoute {
+        remote: GATEWAY,
+        vni,
+        mode: TunnelMode::Native {
+            egress_ifindex: None,
+        },
+    };
+    node_maps
+        .set_route(Ipv4Addr::new(10, 70, 0, 0), 16, native)
+        .expect("route");
+    let inner = pod_udp(REMOTE_POD);
+    let (_, tunnelled) = node.run(GENEVE_ENCAP_PROGRAM, &inner);
+    assert_eq!(
+        tunnelled.len(),
+        inner.len() + 50,
+        "the bench frame is encapsulated"
+    );
+
+    let (mut redirect, mut redirect_maps) = host(NODE);
+    let route = TunnelRoute::via_collect_md_device(GATEWAY, vni, NonZeroU32::MIN);
+    redirect_maps
+        .set_route(Ipv4Addr::new(10, 70, 0, 0), 16, route)
+        .expect("route");
+
+    let (mut gateway, mut gateway_maps) = host(GATEWAY);
+    gateway_maps
+        .allow_peer(NODE, vni, Delivery::InPlace)
+        .expect("peer");
+    let (_, decapsulated) = gateway.run(GENEVE_DECAP_PROGRAM, &tunnelled);
+    assert_eq!(decapsulated, inner, "the bench frame round-trips");
+
+    let ipv6 = packet::ethernet(0x86dd, &packet::ipv6([0xfd; 16], [0xfe; 16], 59, &[0; 64]));
+    let base_loop = looped(&mut node, PROBE_PROGRAM, &ipv6, repeat);
+    let base_single = single_shot(&mut node, PROBE_PROGRAM, &ipv6, calls);
+    let encap = single_shot(&mut node, GENEVE_ENCAP_PROGRAM, &inner, calls);
+    let decap = single_shot(&mut gateway, GENEVE_DECAP_PROGRAM, &tunnelled, calls);
+    vec![
+        (
+            "Geneve encap miss: IPv4 outside the routes",
+            looped(
+                &mut node,
+                GENEVE_ENCAP_PROGRAM,
+                &pod_udp(Ipv4Addr::new(10, 71, 0, 1)),
+                repeat,
+            ),
+            Some(40),
+        ),
+        (
+            "Geneve redirect mode: tunnel key + redirect",
+            looped(&mut redirect, GENEVE_ENCAP_PROGRAM, &inner, repeat),
+            None,
+        ),
+        (
+            "Geneve decap miss: UDP that is not Geneve",
+            looped(&mut gateway, GENEVE_DECAP_PROGRAM, &inner, repeat),
+            Some(40),
+        ),
+        ("single-shot Geneve native encap (+flow hash)", encap, None),
+        ("single-shot Geneve decap", decap, None),
+        (
+            "Geneve native encap, looped-equivalent (+flow hash)",
+            encap - base_single + base_loop,
+            Some(120),
+        ),
+        (
+            "Geneve decap, looped-equivalent",
+            decap - base_single + base_loop,
+            None,
+        ),
+    ]
+}
