@@ -1,25 +1,27 @@
 //! Property tests of the remapping IPAM: no overlap, same-size remaps, reuse after release, and
 //! identical answers after a rebuild from recorded statuses.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use clusterwire_ipam::{ClusterMapping, Ipam, IpamConfig, IpamError, RemoteCidrs};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
 /// A small world so that overlaps and exhaustion happen often: pools 10.0.0.0/13 and
-/// 192.168.0.0/16, a local pod CIDR inside the first pool.
+/// 192.168.0.0/16 (IPv4) and fd00::/42 (IPv6), local pod CIDRs inside the pools.
 fn config(local_pod: IpNet) -> IpamConfig {
     let mut config = IpamConfig::new(vec![local_pod], vec!["10.96.0.0/12".parse().unwrap()]);
     config.pools_v4 = vec![
         "10.0.0.0/13".parse::<Ipv4Net>().unwrap(),
         "192.168.0.0/16".parse::<Ipv4Net>().unwrap(),
     ];
+    config.pools_v6 = vec!["fd00::/42".parse::<Ipv6Net>().unwrap()];
+    config.pod_cidrs.push("fd00:0:1::/48".parse().unwrap());
     config.external_cidrs = vec!["10.70.0.0/26".parse().unwrap()];
     config
 }
 
-fn cidr() -> impl Strategy<Value = IpNet> {
+fn cidr_v4() -> impl Strategy<Value = IpNet> {
     (
         prop::sample::select(vec![0x0a00_0000_u32, 0x0af3_0000, 0xc0a8_0000, 0x6440_0000]),
         0u32..0x0010_0000,
@@ -32,6 +34,18 @@ fn cidr() -> impl Strategy<Value = IpNet> {
                     .trunc(),
             )
         })
+}
+
+/// IPv6 CIDRs around the local pod CIDR `fd00:0:1::/48` and inside the small IPv6 pool.
+fn cidr_v6() -> impl Strategy<Value = IpNet> {
+    (0u128..0x0004_0000, 44u8..=52).prop_map(|(offset, len)| {
+        let addr = Ipv6Addr::from((0xfd00_u128 << 112) | (offset << 80));
+        IpNet::V6(Ipv6Net::new(addr, len).unwrap().trunc())
+    })
+}
+
+fn cidr() -> impl Strategy<Value = IpNet> {
+    prop_oneof![3 => cidr_v4(), 1 => cidr_v6()]
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +211,7 @@ proptest! {
                 Err(e) => break e,
             }
             peers += 1;
+            prop_assert!(peers < 10_000, "the pools never ran out: allocations must overlap");
         };
         prop_assert!(matches!(err, IpamError::PoolsExhausted { .. }), "unexpected {:?}", err);
         prop_assert!(peers > 0);
