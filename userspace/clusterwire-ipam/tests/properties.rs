@@ -8,7 +8,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
 /// A small world so that overlaps and exhaustion happen often: pools 10.0.0.0/13 and
-/// 192.168.0.0/16 (IPv4) and fd00::/42 (IPv6), local pod CIDRs inside the pools.
+/// 192.168.0.0/16 (IPv4) and `fd00::/42` (IPv6), local pod CIDRs inside the pools.
 fn config(local_pod: IpNet) -> IpamConfig {
     let mut config = IpamConfig::new(vec![local_pod], vec!["10.96.0.0/12".parse().unwrap()]);
     config.pools_v4 = vec![
