@@ -25,6 +25,33 @@
 //! Structure: occupied space per family is one sorted, coalesced interval set (`BTreeMap` of
 //! `u128` start -> end), so a first-fit search jumps a whole run of packed allocations in one
 //! `O(log n)` step.
+//!
+//! ```
+//! use clusterwire_ipam::{Family, Ipam, IpamConfig, RemoteCidrs};
+//!
+//! let config = IpamConfig::new(
+//!     vec!["10.243.0.0/16".parse().unwrap()],
+//!     vec!["10.96.0.0/12".parse().unwrap()],
+//! );
+//! let mut ipam = Ipam::new(config.clone()).unwrap();
+//! // A peer with the same pod CIDR as ours: remapped to the lowest free /16 of 10.0.0.0/8.
+//! let remote = RemoteCidrs {
+//!     pod: vec!["10.243.0.0/16".parse().unwrap()],
+//!     external: vec!["10.70.0.0/16".parse().unwrap()],
+//! };
+//! let mapping = ipam.map_cluster("cl02", &remote).unwrap();
+//! assert_eq!(mapping.pod[0].target().to_string(), "10.0.0.0/16");
+//! assert_eq!(mapping.external[0].target().to_string(), "10.1.0.0/16");
+//!
+//! // After a restart: restore what the Configuration status recorded, same answers follow.
+//! let mut rebuilt = Ipam::new(config).unwrap();
+//! rebuilt.restore_cluster("cl02", &mapping).unwrap();
+//! assert_eq!(
+//!     rebuilt.map_cluster("cl03", &remote).unwrap(),
+//!     ipam.map_cluster("cl03", &remote).unwrap()
+//! );
+//! assert_eq!(ipam.unknown_source_address(Family::V4), Some("10.70.0.0".parse().unwrap()));
+//! ```
 #![forbid(unsafe_code)]
 
 mod addr;
