@@ -8,7 +8,10 @@ use std::{
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_dataplane::geneve::{TunnelMode, TunnelRoute, Vni};
 
-use super::{GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, assert_frame_eq, frames};
+use super::{
+    GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, assert_frame_eq,
+    frames,
+};
 use clusterwire_tests::{
     csum::{checksum, verify_ipv4},
     packet::{self, Ipv4},
@@ -143,6 +146,23 @@ fn native_encap_can_address_a_kernel_geneve_device() {
         "inner destination MAC is the device's, nothing else moves",
     );
     assert_eq!(&out[..6], &inner[..6], "the outer destination MAC is kept");
+}
+
+#[test]
+fn native_encap_without_a_local_address_is_a_counted_drop() {
+    let mut node = Host::new(Ipv4Addr::UNSPECIFIED, PORT);
+    let route = TunnelRoute {
+        remote: GATEWAY_IP,
+        vni: Vni::try_new(VNI).expect("vni"),
+        mode: TunnelMode::Native {
+            egress_ifindex: None,
+        },
+    };
+    node.maps.set_route(REMOTE_PODS, 16, route).expect("route");
+    let (action, _) = node.encap(&pod_frame(40004));
+    assert_eq!(action, TC_ACT_SHOT, "no outer source address: dropped");
+    assert_eq!(node.drops(DropReason::GeneveEncapFailed), 1);
+    assert_eq!(node.events(Event::GeneveEncap), 0);
 }
 
 #[test]

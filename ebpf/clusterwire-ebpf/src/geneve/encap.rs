@@ -120,6 +120,10 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     // SAFETY: plain helper call on our own context.
     let hash = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
     let config = config::get();
+    // Without this node's address the outer source would be 0.0.0.0: refuse, visibly.
+    if config.local_ipv4_be == 0 {
+        return Err(DropReason::GeneveEncapFailed);
+    }
 
     #[expect(clippy::cast_possible_wrap, reason = "50 bytes")]
     ctx.adjust_room(GENEVE_ENCAP_OVERHEAD as i32, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS)
