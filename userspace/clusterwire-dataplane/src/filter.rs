@@ -51,7 +51,9 @@ pub(crate) struct Filter<'a> {
 
 impl std::fmt::Debug for Filter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("Filter")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
