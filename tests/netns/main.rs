@@ -1,5 +1,6 @@
 //! Netns tier: real links and real traffic between network namespaces the tests create. Needs
 //! root. Every namespace is an RAII guard, deleted even when a test panics.
+mod geneve;
 mod remap;
 
 use aya::programs::{TcAttachType, tc};

@@ -13,8 +13,7 @@
 //! Real kernel traffic (ICMP echo, a TCP stream, an ICMP port-unreachable error) must cross both
 //! rewrites with checksums the receiving kernel accepts.
 use std::{
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
     path::PathBuf,
     process::Command,
     time::Duration,
@@ -27,7 +26,10 @@ use clusterwire_common::{
     stats::Event,
 };
 use clusterwire_dataplane::{Datapath, LoadOptions, RemapKind};
-use clusterwire_tests::netns::{NetNs, veth_pair};
+use clusterwire_tests::{
+    netns::{NetNs, veth_pair},
+    traffic::{pattern, tcp_send},
+};
 use ipnet::Ipv4Net;
 
 const PEER: u32 = 7;
@@ -204,50 +206,31 @@ fn ping_crosses_both_remaps_between_clusters_with_the_same_pod_address() {
 #[test]
 fn tcp_stream_is_intact_sees_remapped_peers_and_gets_a_clamped_mss() {
     let (a, b, _pins) = two_clusters();
-    let payload: Vec<u8> = (0..4u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let expected = payload.clone();
-    let listener =
-        b.ns.enter(|| TcpListener::bind(SocketAddrV4::new(POD, 5201)).expect("bind in b"));
-    let server = b.ns.spawn(move || {
-        let (mut conn, peer) = listener.accept().expect("accept");
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).expect("read stream");
-        conn.write_all(&(got.len() as u64).to_be_bytes())
-            .expect("reply");
-        (peer, got)
-    });
-    let mss = a.ns.enter(move || {
-        let mut conn = TcpStream::connect_timeout(
-            &SocketAddrV4::new(B_SEEN_FROM_A, 5201).into(),
-            Duration::from_secs(5),
-        )
-        .expect("connect to 10.71.0.1:5201 from a");
-        let mss = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::TcpMaxSeg)
-            .expect("TCP_MAXSEG");
-        conn.write_all(&payload).expect("send");
-        conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        let mut len = [0u8; 8];
-        conn.read_exact(&mut len).expect("server's reply");
-        assert_eq!(u64::from_be_bytes(len), payload.len() as u64);
-        mss
-    });
-    let (peer, got) = server.join().expect("server thread");
+    let payload = pattern(4 << 20);
+    let run = tcp_send(
+        &b.ns,
+        SocketAddrV4::new(POD, 5201),
+        &a.ns,
+        SocketAddrV4::new(B_SEEN_FROM_A, 5201),
+        payload.clone(),
+    );
     assert_eq!(
-        peer.ip().to_string(),
+        run.server_saw.ip().to_string(),
         A_SEEN_FROM_B.to_string(),
-        "b sees a's pod remapped"
+        "b sees a remapped"
     );
     assert!(
-        got == expected,
-        "the stream arrived altered ({} of {} bytes)",
-        got.len(),
-        expected.len()
+        run.received == payload,
+        "the stream arrived altered ({} bytes)",
+        run.received.len()
     );
     // The SYN-ACK's MSS was clamped to 1340 - 40 = 1300 on b's way into the tunnel; without
     // clamping a's socket would use 1448 (1500 - 40 - 12 bytes of timestamps).
-    assert!(mss <= 1300, "a's MSS is {mss}, the SYN-ACK was not clamped");
+    assert!(
+        run.client_mss <= 1300,
+        "a's MSS is {}, the SYN-ACK was not clamped",
+        run.client_mss
+    );
     assert!(event(&a, Event::MssClamped) >= 1 && event(&b, Event::MssClamped) >= 1);
 }
 

@@ -7,3 +7,4 @@ pub mod harness;
 pub mod netns;
 pub mod packet;
 pub mod pcap;
+pub mod traffic;
