@@ -60,8 +60,8 @@ fn end(ns: &NetNs, dev: &str, local: Ipv4Addr, remote: Ipv4Addr, prefix: (Ipv4Ad
     }
 }
 
-#[test]
-fn pod_traffic_crosses_native_geneve_to_the_gateway_and_back() {
+/// The three namespaces, addressed and routed (see the module docs).
+fn topology() -> (NetNs, NetNs, NetNs) {
     let node = NetNs::new("gnode");
     let gw = NetNs::new("ggw");
     let far = NetNs::new("gfar");
@@ -105,6 +105,12 @@ fn pod_traffic_crosses_native_geneve_to_the_gateway_and_back() {
         ns.sysctl("net.ipv4.conf.all.rp_filter", "0");
         ns.sysctl("net.ipv4.conf.default.rp_filter", "0");
     }
+    (node, gw, far)
+}
+
+#[test]
+fn pod_traffic_crosses_native_geneve_to_the_gateway_and_back() {
+    let (node, gw, far) = topology();
     let node_end = end(
         &node,
         "n0",
