@@ -43,6 +43,8 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
     let Some(opt) = find_mss(ctx, l4, hlen) else {
         return Ok(false);
     };
+    // `opt <= 58`; the mask states it to the 6.1 verifier (see `find_mss`).
+    let opt = opt & 0x3f;
     let Some(raw) = parse::u16_at(ctx, l4 + opt) else {
         return Ok(false);
     };
@@ -64,33 +66,45 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
 }
 
 /// Offset (from the TCP header) of the MSS option's value, if the option list is well formed up
-/// to it. Each step reads the 16-bit window (kind, length) at `i`: when even that is past the
-/// packet, `i` is its last byte, where no MSS option can start.
+/// to it.
+///
+/// Verifier-friendly shape: the loop runs over byte positions (a counter the verifier knows
+/// exactly in every iteration), not over options. `next` (where the next option starts) only
+/// decides whether a position is read; it never becomes a packet offset, so the verifier does
+/// not need its exact value and prunes the paths. `next` lives behind volatile accesses so
+/// LLVM cannot turn the loop back into "jump to `next`". Walking options with `i += len` instead
+/// makes `i` part of every packet offset: the 6.1 verifier then explores each path separately
+/// and gives up after a million instructions. Each read is the 16-bit window (kind, length):
+/// when even that is past the packet, the position is the packet's last byte, where no MSS
+/// option can start.
 #[inline(always)]
 fn find_mss(ctx: &TcContext, l4: usize, hlen: usize) -> Option<usize> {
-    // Verifier trap (6.1): LLVM knows `i < hlen <= 60` and drops the `& 0x3f` below as
-    // redundant, but the 6.1 verifier cannot bound `i` from a register-to-register compare, so
-    // the packet offset looks unbounded. An opaque `hlen` keeps the mask in the code.
-    // SAFETY: a volatile read of a local.
-    let hlen = unsafe { core::ptr::read_volatile(&raw const hlen) };
-    let mut i = 20usize;
-    for _ in 0..MAX_OPT_BYTES {
-        if i >= hlen {
+    let mut next = 20usize;
+    for pos in 20..20 + MAX_OPT_BYTES {
+        if pos >= hlen {
             return None;
         }
-        let [kind, len] = parse::u16_at(ctx, l4 + (i & 0x3f))?.to_ne_bytes();
+        // SAFETY: a volatile read of a local.
+        if unsafe { core::ptr::read_volatile(&raw const next) } != pos {
+            continue;
+        }
+        let p = parse::at_opaque(ctx, l4 + pos, 2)?;
+        // SAFETY: `at_opaque` checked that two bytes at `p` are inside the packet.
+        let [kind, len] = unsafe { [*(p as *const u8), *((p + 1) as *const u8)] };
         match kind {
             OPT_EOL => return None,
-            OPT_NOP => i += 1,
+            // SAFETY: a volatile write of a local.
+            OPT_NOP => unsafe { core::ptr::write_volatile(&raw mut next, pos + 1) },
             _ => {
                 let len = usize::from(len);
-                if len < 2 || i + len > hlen {
+                if len < 2 || pos + len > hlen {
                     return None;
                 }
                 if kind == OPT_MSS {
-                    return if len == 4 { Some(i + 2) } else { None };
+                    return if len == 4 { Some(pos + 2) } else { None };
                 }
-                i += len;
+                // SAFETY: a volatile write of a local.
+                unsafe { core::ptr::write_volatile(&raw mut next, pos + len) };
             }
         }
     }

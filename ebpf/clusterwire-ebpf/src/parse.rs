@@ -62,12 +62,36 @@ pub fn at(ctx: &TcContext, off: usize, len: usize) -> Option<usize> {
         return Some(p);
     }
     pull(ctx, off + len)?;
-    let p = data(ctx) + off;
+    let p = opaque(data(ctx) + off);
     if p + len <= data_end(ctx) {
         Some(p)
     } else {
         None
     }
+}
+
+/// `p` through a volatile stack slot: LLVM can no longer re-derive it (see [`at_opaque`]).
+#[inline(always)]
+fn opaque(p: usize) -> usize {
+    let mut slot = p;
+    // SAFETY: volatile accesses to a local.
+    unsafe {
+        core::ptr::write_volatile(&raw mut slot, p);
+        core::ptr::read_volatile(&raw const slot)
+    }
+}
+
+/// Same as [`at`], with the pointer passed through a volatile stack slot before the bound
+/// check, so LLVM cannot re-derive it differently for the check and for the access (it does,
+/// in unrolled loops, and the verifier then sees two unrelated packet pointers). Costs a
+/// store and a load; use it where plain [`at`] is rejected.
+#[inline(always)]
+pub fn at_opaque(ctx: &TcContext, off: usize, len: usize) -> Option<usize> {
+    let p = opaque(data(ctx) + off);
+    if p + len <= data_end(ctx) {
+        return Some(p);
+    }
+    at(ctx, off, len)
 }
 
 /// Makes the first `need` bytes linear if the packet has them. Cold path.
