@@ -9,6 +9,11 @@
 //! measured single-shot (`repeat` 1 on a fresh copy, averaged over many calls, which adds the
 //! kernel's timer overhead; the single-shot baseline is printed next to it) and the walk over
 //! an already-clamped SYN is measured with `repeat`.
+//!
+//! Where the time goes (measured by removing parts): of a TCP NAT hit (~80 ns) about 28 ns are
+//! the harness baseline, ~10 ns parsing and counters, ~17 ns the LPM lookup and the header
+//! writes, and ~24 ns the `bpf_l4_csum_replace` call, kept because only the kernel knows whether
+//! the skb is `CHECKSUM_PARTIAL` or `CHECKSUM_COMPLETE` (a direct write would be wrong for both).
 use std::net::Ipv4Addr;
 
 use clusterwire_common::{
