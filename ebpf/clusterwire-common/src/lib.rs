@@ -8,6 +8,7 @@
 
 pub mod geneve;
 pub mod config;
+pub mod csum;
 pub mod drop;
 pub mod nat;
 pub mod probe;

@@ -1,5 +1,5 @@
-//! Internet checksum arithmetic (RFC 1071 sums, RFC 1624 incremental updates) and wrappers of
-//! the kernel's `bpf_l4_csum_replace`.
+//! Internet checksum arithmetic (from `clusterwire_common::csum`, tested on the host) and
+//! wrappers of the kernel's `bpf_l4_csum_replace`.
 //!
 //! Values are "raw": 16/32-bit words loaded from packet memory in native order
 //! (`u32::from_ne_bytes(bytes)`); one's-complement sums are byte-order independent, so the
@@ -18,57 +18,7 @@ use aya_ebpf::{
 };
 use clusterwire_common::drop::DropReason;
 
-/// One's-complement 32-bit addition (end-around carry).
-#[inline(always)]
-pub fn add(a: u32, b: u32) -> u32 {
-    let (sum, carry) = a.overflowing_add(b);
-    sum.wrapping_add(u32::from(carry))
-}
-
-/// Folds a 32-bit one's-complement sum to 16 bits.
-#[inline(always)]
-pub fn fold(sum: u32) -> u16 {
-    let s = (sum & 0xffff) + (sum >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "folded twice, fits in 16 bits"
-    )]
-    let folded = s as u16;
-    folded
-}
-
-/// The sum difference of replacing the 32-bit word `from` with `to` (`~from + to`).
-#[inline(always)]
-pub fn diff4(from: u32, to: u32) -> u32 {
-    add(!from, to)
-}
-
-/// The sum difference of replacing the 16-bit word `from` with `to`.
-#[inline(always)]
-pub fn diff2(from: u16, to: u16) -> u32 {
-    add(u32::from(!from), u32::from(to))
-}
-
-/// A checksum field (raw) after the covered data changed by `diff` (RFC 1624 eqn. 3:
-/// `HC' = ~(~HC + ~m + m')`).
-#[inline(always)]
-pub fn apply(check: u16, diff: u32) -> u16 {
-    !fold(add(u32::from(!check), diff))
-}
-
-/// Same as [`apply`] for a UDP checksum: 0 (no checksum) stays 0, and a result of 0 is sent as
-/// `0xffff` (RFC 768).
-#[inline(always)]
-pub fn apply_udp(check: u16, diff: u32) -> u16 {
-    if check == 0 {
-        return 0;
-    }
-    match apply(check, diff) {
-        0 => 0xffff,
-        c => c,
-    }
-}
+pub use clusterwire_common::csum::{add, apply, apply_udp, diff2, diff4};
 
 /// Updates the outer TCP/UDP checksum at packet offset `off` for a pseudo-header change of
 /// `diff` (addresses), with the kernel helper (see the module docs). Invalidates packet pointers.
