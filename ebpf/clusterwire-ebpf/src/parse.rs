@@ -221,7 +221,9 @@ pub fn ipv4(ctx: &TcContext, l3: usize) -> Result<Ipv4, DropReason> {
         return Err(DropReason::Ipv4Malformed);
     }
     // Options must be present too.
-    at(ctx, l3, hlen).ok_or(DropReason::Ipv4Malformed)?;
+    if hlen > IPV4_MIN_HLEN {
+        at(ctx, l3, hlen).ok_or(DropReason::Ipv4Malformed)?;
+    }
     let offset = frag & 0x1fff;
     Ok(Ipv4 {
         l3,
