@@ -7,8 +7,9 @@
 //!
 //! Link layer: with `FLAG_L3_DEVICE` (WireGuard and other L3 devices) the packet starts at the
 //! IP header and is classified by its version nibble, as WireGuard itself does; otherwise it
-//! starts with an Ethernet header and only ethertype 0x0800 is IPv4. VLAN-tagged frames, ARP,
-//! IPv6 and everything else are not IPv4 here and pass untouched.
+//! starts with an Ethernet header and only ethertype 0x0800 is IPv4. VLAN-tagged frames (tag in
+//! the frame or, accelerated, in the skb metadata), ARP, IPv6 and everything else are not IPv4
+//! here and pass untouched.
 use aya_ebpf::programs::TcContext;
 use clusterwire_common::drop::DropReason;
 
@@ -165,6 +166,11 @@ pub fn ipv4_offset(ctx: &TcContext, l3_device: bool) -> Option<usize> {
         let v = u16_at(ctx, 0)?.to_ne_bytes()[0];
         if v >> 4 == 4 { Some(0) } else { None }
     } else {
+        // A VLAN tag the NIC or veth moved into the skb metadata: tagged, so not ours.
+        // SAFETY: `ctx.skb.skb` is the program's context pointer, valid while it runs.
+        if unsafe { (*ctx.skb.skb).vlan_present } != 0 {
+            return None;
+        }
         let ethertype = u16_at(ctx, 12)?;
         if u16::from_be(ethertype) == ETH_P_IP {
             Some(ETH_HLEN)
