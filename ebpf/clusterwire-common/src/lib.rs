@@ -6,10 +6,10 @@
 //! their name (`addr_be`). With the `user` feature, each type implements `aya::Pod`.
 #![no_std]
 
-pub mod geneve;
 pub mod config;
 pub mod csum;
 pub mod drop;
+pub mod geneve;
 pub mod nat;
 pub mod probe;
 pub mod stats;
