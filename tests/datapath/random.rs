@@ -6,10 +6,7 @@
 //! against the test's own address model and the independent checksum oracle.
 use std::net::Ipv4Addr;
 
-use clusterwire_tests::{
-    harness::{Harness, TC_ACT_OK},
-    packet::{self, Ipv4, Tcp},
-};
+use clusterwire_tests::packet::{self, Ipv4, Tcp};
 
 use crate::fixture::{
     HOST_X, HOST_X_MAPPED, PEER_TUNNEL, assert_bytes, assert_checksums, config, frame,
@@ -206,21 +203,6 @@ fn addrs(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
     (a(26), a(30))
 }
 
-fn run(h: &mut Harness, to_tunnel: bool, input: &[u8], what: &str) -> Vec<u8> {
-    let (action, out) = if to_tunnel {
-        h.to_tunnel(input)
-    } else {
-        h.from_tunnel(input)
-    };
-    assert_eq!(
-        action,
-        TC_ACT_OK,
-        "{what}: dropped (drops {:?})",
-        h.datapath().drop_counts()
-    );
-    out
-}
-
 #[test]
 fn hundred_thousand_random_packets_round_trip_both_ways() {
     // MSS clamping off: it is deliberately not reversible.
@@ -233,11 +215,11 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
         let remapped = model_remap_src(real).expect("peer address is announced");
         let input = frame(&datagram(&mut rng, src, remapped));
         let what = format!("round trip {i} into the tunnel first: {src} -> {remapped}");
-        let out = run(&mut h, true, &input, &what);
+        let out = h.pass(true, &input, &what);
         let want_src = if src == HOST_X { HOST_X_MAPPED } else { src };
         assert_eq!(addrs(&out), (want_src, model_remap_dst(remapped)), "{what}");
         assert_checksums(&out, 14, &what);
-        let back = run(&mut h, false, &mirror(&out), &what);
+        let back = h.pass(false, &mirror(&out), &what);
         assert_checksums(&back, 14, &what);
         assert_bytes(&mirror(&back), &input, &what);
 
@@ -249,7 +231,7 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
         let real = peer_real(&mut rng);
         let input = frame(&datagram(&mut rng, real, dst));
         let what = format!("round trip {i} out of the tunnel first: {real} -> {dst}");
-        let out = run(&mut h, false, &input, &what);
+        let out = h.pass(false, &input, &what);
         let want_dst = if dst == HOST_X_MAPPED { HOST_X } else { dst };
         assert_eq!(
             addrs(&out),
@@ -257,7 +239,7 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
             "{what}"
         );
         assert_checksums(&out, 14, &what);
-        let back = run(&mut h, true, &mirror(&out), &what);
+        let back = h.pass(true, &mirror(&out), &what);
         assert_checksums(&back, 14, &what);
         assert_bytes(&mirror(&back), &input, &what);
     }

@@ -96,6 +96,31 @@ impl Harness {
         self.run(NAT_FROM_TUNNEL_PROGRAM, input)
     }
 
+    /// Runs one NAT program (`to_tunnel` picks the direction), asserts that it passed the packet
+    /// (`TC_ACT_OK`, naming the drops counted otherwise) and returns the output.
+    pub fn pass(&mut self, to_tunnel: bool, input: &[u8], what: &str) -> Vec<u8> {
+        let (action, out) = if to_tunnel {
+            self.to_tunnel(input)
+        } else {
+            self.from_tunnel(input)
+        };
+        if action != TC_ACT_OK {
+            let drops: Vec<_> = self
+                .datapath
+                .drop_counts()
+                .expect("read CW_DROPS")
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{}={n}", reason.kind()))
+                .collect();
+            panic!(
+                "{what}: expected TC_ACT_OK, got {action} (drops: {})",
+                drops.join(" ")
+            );
+        }
+        out
+    }
+
     /// Drops counted for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.datapath.drop_count(reason).expect("read CW_DROPS")
