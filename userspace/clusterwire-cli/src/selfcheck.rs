@@ -8,8 +8,12 @@ use std::{
 
 use anyhow::{Context as _, bail, ensure};
 use aya::programs::{TestRun as _, TestRunOptions};
-use clusterwire_common::probe::{PROBE_COUNTERS_MAP, ProbeCounter};
-use clusterwire_dataplane::probe::Probe;
+use clusterwire_common::{
+    config::DatapathConfig,
+    geneve::GENEVE_DEFAULT_PORT,
+    probe::{PROBE_COUNTERS_MAP, ProbeCounter},
+};
+use clusterwire_dataplane::{Datapath, LoadOptions, probe::Probe};
 use clusterwire_links::{Capability, KernelCapabilities};
 
 /// Command-line arguments of `cwctl selfcheck`.
@@ -61,6 +65,17 @@ impl TryFrom<Args> for Config {
 }
 
 pub fn run(config: &Config) -> anyhow::Result<()> {
+    check_kernel()?;
+    let mut probe = run_probe(config.packets)?;
+    check_datapath()?;
+    pin_and_dump(&mut probe, config)?;
+    report_links()?;
+    println!("selfcheck       ok");
+    Ok(())
+}
+
+/// Kernel release, BTF and bpffs.
+fn check_kernel() -> anyhow::Result<()> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("kernel          {}", release.trim());
     ensure!(
@@ -73,7 +88,11 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         "no bpffs at /sys/fs/bpf: mount -t bpf bpf /sys/fs/bpf"
     );
     println!("bpffs           mounted at /sys/fs/bpf");
+    Ok(())
+}
 
+/// Loads the probe and pushes `packets` frames through `BPF_PROG_TEST_RUN`.
+fn run_probe(packets: u32) -> anyhow::Result<Probe> {
     let mut probe = Probe::load().context("loading the eBPF object (are you root?)")?;
     println!("eBPF object     loaded, verifier accepted cw_probe_count");
     let frame = ethernet_frame();
@@ -83,23 +102,44 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         .test_run(TestRunOptions {
             data_in: Some(&frame),
             data_out: Some(&mut out),
-            repeat: config.packets,
+            repeat: packets,
             ..TestRunOptions::default()
         })
         .context("BPF_PROG_TEST_RUN")?;
     let counted = probe.counter(ProbeCounter::Packets)?;
     ensure!(out == frame, "the probe changed the packet");
     ensure!(
-        counted == u64::from(config.packets),
-        "the probe counted {counted} packets, {} were run",
-        config.packets
+        counted == u64::from(packets),
+        "the probe counted {counted} packets, {packets} were run"
     );
     println!(
         "test_run        {} packets counted, {} ns/packet",
         counted,
         result.duration.as_nanos()
     );
+    Ok(probe)
+}
 
+/// Loads every datapath program (NAT, Geneve), so the verifier of this kernel sees them all.
+fn check_datapath() -> anyhow::Result<()> {
+    let datapath = Datapath::load(
+        &DatapathConfig {
+            tunnel_mtu: 1340,
+            peer_id: 1,
+            geneve_port: GENEVE_DEFAULT_PORT,
+            ..DatapathConfig::zeroed()
+        },
+        &LoadOptions::unpinned(),
+    )
+    .context("loading the datapath programs")?;
+    let mut programs: Vec<&str> = datapath.ebpf().programs().map(|(name, _)| name).collect();
+    programs.sort_unstable();
+    println!("datapath        verifier accepted {}", programs.join(", "));
+    Ok(())
+}
+
+/// Pins the probe's counters and shows them through bpftool, as an operator would.
+fn pin_and_dump(probe: &mut Probe, config: &Config) -> anyhow::Result<()> {
     let pin = config.pin_dir.join(PROBE_COUNTERS_MAP);
     std::fs::create_dir_all(&config.pin_dir)
         .with_context(|| format!("create {}", config.pin_dir.display()))?;
@@ -129,7 +169,11 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         std::fs::remove_file(&pin).with_context(|| format!("unpin {}", pin.display()))?;
         let _ = std::fs::remove_dir(&config.pin_dir);
     }
+    Ok(())
+}
 
+/// Which Geneve and WireGuard implementations this kernel allows.
+fn report_links() -> anyhow::Result<()> {
     let caps = probe_links()?;
     println!("kernel geneve   {}", caps.geneve);
     println!("kernel wireguard {}", caps.wireguard);
@@ -151,7 +195,6 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             "embedded userspace WireGuard (no kernel WireGuard; the gateway arrives in wave 2)"
         }
     );
-    println!("selfcheck       ok");
     Ok(())
 }
 
