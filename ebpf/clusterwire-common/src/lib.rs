@@ -26,3 +26,50 @@ macro_rules! impl_pod {
     };
 }
 pub(crate) use impl_pod;
+
+/// Declares a `#[repr(u32)]` enum whose discriminants are slots of a per-CPU counter array,
+/// with `COUNT`, `ALL` (slot order), `from_index` and `kind()` (stable `snake_case` label)
+/// generated from one list: a new slot is one line, and the count cannot drift from the list.
+macro_rules! counter_slots {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $index:literal => $kind:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant = $index, )+
+        }
+
+        impl $name {
+            /// Number of slots in the counter array.
+            pub const COUNT: u32 = 0 $( + crate::counter_slots!(@one $variant) )+;
+
+            /// Every value, in slot order.
+            pub const ALL: [Self; Self::COUNT as usize] = [$( Self::$variant ),+];
+
+            /// The value for a slot index.
+            pub const fn from_index(index: u32) -> Option<Self> {
+                if index < Self::COUNT {
+                    Some(Self::ALL[index as usize])
+                } else {
+                    None
+                }
+            }
+
+            /// Stable `snake_case` name, for metric labels and logs.
+            pub const fn kind(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $kind, )+
+                }
+            }
+        }
+    };
+    (@one $variant:ident) => {
+        1
+    };
+}
+pub(crate) use counter_slots;
