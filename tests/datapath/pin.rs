@@ -66,6 +66,18 @@ fn net(s: &str) -> Ipv4Net {
     s.parse().expect("prefix")
 }
 
+/// One remap and one IP mapping, the entries the pinning tests look for.
+fn fill(dp: &mut Datapath) {
+    dp.remap(RemapKind::Dst)
+        .expect("table")
+        .insert(PEER, net("10.50.0.0/16"), net("10.0.0.0/16"))
+        .expect("insert");
+    dp.ipmap(IpMapKind::Exit)
+        .expect("table")
+        .insert(Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 70, 0, 5))
+        .expect("insert");
+}
+
 #[test]
 fn maps_are_pinned_and_reused_by_the_next_load() {
     let pins = PinDir::new("reuse");
@@ -73,14 +85,7 @@ fn maps_are_pinned_and_reused_by_the_next_load() {
         let mut dp = Datapath::load(&config(1340, false), &pins.options())
             .unwrap_or_else(|e| panic!("load: {}", chain(&e)));
         assert_eq!(dp.pin_dir(), Some(pins.dir.as_path()));
-        dp.remap(RemapKind::Dst)
-            .expect("table")
-            .insert(PEER, net("10.50.0.0/16"), net("10.0.0.0/16"))
-            .expect("insert");
-        dp.ipmap(IpMapKind::Exit)
-            .expect("table")
-            .insert(Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 70, 0, 5))
-            .expect("insert");
+        fill(&mut dp);
     }
     for (name, _, _) in PINNED_MAPS {
         assert!(
@@ -167,14 +172,7 @@ fn pinning_outside_a_bpffs_names_the_path_and_bad_instances_are_refused() {
 fn host_tool_bpftool_pretty_prints_pinned_tables() {
     let pins = PinDir::new("bpftool");
     let mut dp = Datapath::load(&config(1340, false), &pins.options()).expect("load");
-    dp.remap(RemapKind::Dst)
-        .expect("table")
-        .insert(PEER, net("10.50.0.0/16"), net("10.0.0.0/16"))
-        .expect("insert");
-    dp.ipmap(IpMapKind::Exit)
-        .expect("table")
-        .insert(Ipv4Addr::new(192, 168, 1, 10), Ipv4Addr::new(10, 70, 0, 5))
-        .expect("insert");
+    fill(&mut dp);
     for (map, needles) in [
         (
             REMAP_DST_MAP,

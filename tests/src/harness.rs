@@ -11,7 +11,7 @@
 //! refuses (EINVAL) an Ethernet frame of ethertype IPv4 with less than 20 bytes of IP header,
 //! so truncated-header cases are fed in the L3 mode with a source address that does not look
 //! like the IPv4 ethertype.
-use aya::programs::{TestRun as _, TestRunOptions};
+use aya::programs::{TestRun as _, TestRunOptions, TestRunResult};
 use clusterwire_common::{
     config::DatapathConfig,
     drop::DropReason,
@@ -49,30 +49,32 @@ impl Harness {
 
     /// Runs `program` once on `input`: (return value, output bytes).
     pub fn run(&mut self, program: &'static str, input: &[u8]) -> (u32, Vec<u8>) {
-        let mut output = vec![0u8; input.len() + OUTPUT_SLACK];
-        let prog = self
-            .datapath
-            .program(program)
-            .unwrap_or_else(|e| panic!("program {program}: {e}"));
-        let result = prog
-            .test_run(TestRunOptions {
-                data_in: Some(input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
-            .unwrap_or_else(|e| panic!("test_run of {program} failed: {}", chain(&e)));
+        let (result, mut output) = self.test_run(program, input, 1);
         output.truncate(result.data_size_out as usize);
         (result.return_value, output)
     }
 
     /// Runs `program` `repeat` times on `input`; the kernel's average ns per run.
     pub fn time(&mut self, program: &'static str, input: &[u8], repeat: u32) -> f64 {
+        let (result, _) = self.test_run(program, input, repeat);
+        // The kernel reports the mean duration of one run.
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds of one run")]
+        let ns = result.duration.as_nanos() as f64;
+        ns
+    }
+
+    /// One `BPF_PROG_TEST_RUN` of `program` (`repeat` runs); the result and the output buffer.
+    fn test_run(
+        &mut self,
+        program: &'static str,
+        input: &[u8],
+        repeat: u32,
+    ) -> (TestRunResult, Vec<u8>) {
         let mut output = vec![0u8; input.len() + OUTPUT_SLACK];
-        let prog = self
+        let result = self
             .datapath
             .program(program)
-            .unwrap_or_else(|e| panic!("program {program}: {e}"));
-        let result = prog
+            .unwrap_or_else(|e| panic!("program {program}: {e}"))
             .test_run(TestRunOptions {
                 data_in: Some(input),
                 data_out: Some(&mut output),
@@ -80,10 +82,7 @@ impl Harness {
                 ..TestRunOptions::default()
             })
             .unwrap_or_else(|e| panic!("test_run of {program} failed: {}", chain(&e)));
-        // The kernel reports the mean duration of one run.
-        #[expect(clippy::cast_precision_loss, reason = "nanoseconds of one run")]
-        let ns = result.duration.as_nanos() as f64;
-        ns
+        (result, output)
     }
 
     /// Runs the into-the-tunnel NAT program.
