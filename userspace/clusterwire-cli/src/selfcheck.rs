@@ -199,10 +199,11 @@ fn report_links() -> anyhow::Result<()> {
 }
 
 fn bpffs_mounted() -> bool {
+    // /proc/mounts: "<source> <mount point> <fs type> ...".
     std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
         m.lines().any(|l| {
-            let mut f = l.split_whitespace();
-            f.next() == Some("bpf") || (f.next() == Some("/sys/fs/bpf") && f.next() == Some("bpf"))
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.get(1..3) == Some(&["/sys/fs/bpf", "bpf"][..])
         })
     })
 }
