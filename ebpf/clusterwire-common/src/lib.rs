@@ -10,6 +10,7 @@ pub mod config;
 pub mod csum;
 pub mod drop;
 pub mod geneve;
+pub mod meta;
 pub mod nat;
 pub mod probe;
 pub mod stats;

@@ -7,6 +7,7 @@ mod csum;
 mod drop;
 mod geneve;
 mod icmp;
+mod meta;
 mod mss;
 mod nat;
 mod parse;
@@ -20,7 +21,10 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-/// License of the object: GPL-compatible, so GPL-only helpers are available.
+/// License of the object as the kernel sees it. The eBPF crates are `Apache-2.0 OR
+/// GPL-2.0-only`; the object loaded into the kernel is taken under the GPL-2.0 option, so it
+/// says "GPL": GPL-only helpers need a GPL-compatible string, and Apache-2.0 alone is not
+/// GPL-2.0-compatible (the former "Dual MIT/GPL" named a license no crate declared).
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "license")]
-pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+pub static LICENSE: [u8; 4] = *b"GPL\0";

@@ -4,73 +4,35 @@
 //! tables survive a restart of the process.
 use std::path::{Path, PathBuf};
 
-use aya::{Ebpf, EbpfLoader, maps::MapInfo, programs::SchedClassifier};
+use aya::{Ebpf, EbpfLoader, programs::SchedClassifier};
 use clusterwire_common::{
     config::{CONFIG_GLOBAL, DatapathConfig},
-    drop::DROPS_MAP,
-    geneve::{
-        GENEVE_PEERS_MAP, GENEVE_ROUTES_MAP, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
-    },
-    nat::{
-        IPMAP_ENTRY_MAP, IPMAP_EXIT_MAP, IpMapKey, IpMapValue, NAT_FILTER_MAP, REMAP_DST_MAP,
-        REMAP_SRC_MAP, RemapKey, RemapValue,
-    },
-    stats::{EVENTS_MAP, PEER_STATS_MAP, PeerStats},
+    geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM},
+    nat::{NAT_FROM_TUNNEL_PROGRAM, NAT_TO_TUNNEL_PROGRAM},
 };
 
-use crate::error::LoadError;
+use crate::{
+    error::LoadError,
+    layout::{MAPS, Role, check_pin},
+};
 
 /// Root of the pin directories on bpffs.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/clusterwire";
 
-/// Size of an LPM trie key: the `u32` prefix length followed by the data.
-const fn lpm<K>() -> u32 {
-    lossless(4 + size_of::<K>())
+impl Role {
+    /// The programs an instance of this role loads (the others stay unloaded).
+    pub fn programs(self) -> &'static [&'static str] {
+        match self {
+            Self::Gateway => &[
+                NAT_TO_TUNNEL_PROGRAM,
+                NAT_FROM_TUNNEL_PROGRAM,
+                GENEVE_ENCAP_PROGRAM,
+                GENEVE_DECAP_PROGRAM,
+            ],
+            Self::Node => &[GENEVE_ENCAP_PROGRAM, GENEVE_DECAP_PROGRAM],
+        }
+    }
 }
-
-#[expect(clippy::cast_possible_truncation, reason = "map types are a few bytes")]
-const fn lossless(n: usize) -> u32 {
-    n as u32
-}
-
-/// Every pinned map, with the key and value sizes this object needs (checked against a map
-/// already pinned at the same path).
-pub const PINNED_MAPS: &[(&str, u32, u32)] = &[
-    (
-        REMAP_DST_MAP,
-        lpm::<RemapKey>(),
-        lossless(size_of::<RemapValue>()),
-    ),
-    (
-        REMAP_SRC_MAP,
-        lpm::<RemapKey>(),
-        lossless(size_of::<RemapValue>()),
-    ),
-    (
-        IPMAP_EXIT_MAP,
-        lossless(size_of::<IpMapKey>()),
-        lossless(size_of::<IpMapValue>()),
-    ),
-    (
-        IPMAP_ENTRY_MAP,
-        lossless(size_of::<IpMapKey>()),
-        lossless(size_of::<IpMapValue>()),
-    ),
-    (NAT_FILTER_MAP, 4, 8),
-    (DROPS_MAP, 4, 8),
-    (EVENTS_MAP, 4, 8),
-    (PEER_STATS_MAP, 4, lossless(size_of::<PeerStats>())),
-    (
-        GENEVE_ROUTES_MAP,
-        lpm::<GeneveRouteKey>(),
-        lossless(size_of::<GeneveRoute>()),
-    ),
-    (
-        GENEVE_PEERS_MAP,
-        lossless(size_of::<GenevePeerKey>()),
-        lossless(size_of::<GenevePeer>()),
-    ),
-];
 
 /// How to load the datapath.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +44,8 @@ pub struct LoadOptions {
     pub pin: bool,
     /// Where instance directories go; [`PIN_ROOT`] unless testing.
     pub pin_root: PathBuf,
+    /// Which maps are pinned and how large they are, which programs are loaded.
+    pub role: Role,
 }
 
 impl LoadOptions {
@@ -91,6 +55,7 @@ impl LoadOptions {
             instance: instance.into(),
             pin: true,
             pin_root: PathBuf::from(PIN_ROOT),
+            role: Role::Gateway,
         }
     }
 
@@ -100,6 +65,7 @@ impl LoadOptions {
             instance: "unpinned".into(),
             pin: false,
             pin_root: PathBuf::from(PIN_ROOT),
+            role: Role::Gateway,
         }
     }
 }
@@ -110,29 +76,40 @@ pub struct Datapath {
     pub(crate) ebpf: Ebpf,
     config: DatapathConfig,
     pin_dir: Option<PathBuf>,
+    role: Role,
 }
 
 impl Datapath {
-    /// Validates `config`, loads the object with it as `CW_CONFIG`, pins the maps if asked and
-    /// loads every program. Mounting bpffs is the caller's job; an unmounted one is
-    /// [`LoadError::NotBpffs`].
+    /// Validates `config`, loads the object with it as `CW_CONFIG` and the maps sized for
+    /// `options.role`, pins the role's maps if asked (reusing maps already pinned there after
+    /// checking their full layout) and loads the role's programs (the probe and every program of
+    /// a gateway are loaded for [`Role::Gateway`]). Mounting bpffs is the caller's job; an
+    /// unmounted one is [`LoadError::NotBpffs`].
     pub fn load(config: &DatapathConfig, options: &LoadOptions) -> Result<Self, LoadError> {
         crate::config::validate(config)?;
+        let role = options.role;
         let mut loader = EbpfLoader::new();
         loader.override_global(CONFIG_GLOBAL, config, true);
+        for spec in MAPS {
+            loader.map_max_entries(spec.name, spec.layout(role).max_entries);
+        }
         let pin_dir = if options.pin {
             let dir = prepare_pin_dir(options)?;
-            for (name, key, value) in PINNED_MAPS {
-                let path = dir.join(name);
-                check_pin(&path, (*key, *value))?;
-                loader.map_pin_path(name, path);
+            for spec in role.pinned_maps() {
+                let path = dir.join(spec.name);
+                check_pin(&path, spec.layout(role))?;
+                loader.map_pin_path(spec.name, path);
             }
             Some(dir)
         } else {
             None
         };
         let mut ebpf = loader.load(crate::object::OBJECT)?;
+        let programs = role.programs();
         for (name, program) in ebpf.programs_mut() {
+            if role == Role::Node && !programs.contains(&name) {
+                continue;
+            }
             let classifier: &mut SchedClassifier =
                 program.try_into().map_err(|source| LoadError::Program {
                     name: name.to_owned(),
@@ -147,7 +124,13 @@ impl Datapath {
             ebpf,
             config: *config,
             pin_dir,
+            role,
         })
+    }
+
+    /// The role the object was loaded for.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The configuration the object was loaded with.
@@ -184,7 +167,7 @@ impl Datapath {
 
 /// Checks the instance name and that the pin root's parent is a bpffs, then creates the
 /// instance directory.
-fn prepare_pin_dir(options: &LoadOptions) -> Result<PathBuf, LoadError> {
+pub(crate) fn prepare_pin_dir(options: &LoadOptions) -> Result<PathBuf, LoadError> {
     let instance = &options.instance;
     let valid = !instance.is_empty()
         && instance.len() <= 64
@@ -211,25 +194,4 @@ fn prepare_pin_dir(options: &LoadOptions) -> Result<PathBuf, LoadError> {
         source,
     })?;
     Ok(dir)
-}
-
-/// Fails when a map is already pinned at `path` with other key/value sizes.
-fn check_pin(path: &Path, expected: (u32, u32)) -> Result<(), LoadError> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let info = MapInfo::from_pin(path).map_err(|source| LoadError::PinInfo {
-        path: path.to_owned(),
-        source,
-    })?;
-    let found = (info.key_size(), info.value_size());
-    if found == expected {
-        Ok(())
-    } else {
-        Err(LoadError::StalePin {
-            path: path.to_owned(),
-            found,
-            expected,
-        })
-    }
 }

@@ -4,7 +4,11 @@
 //! Typical node setup: `GeneveMaps::take(datapath.ebpf_mut())`, one `set_route` per remote pod
 //! CIDR towards the gateway, `allow_peer(gateway, vni, Delivery::InPlace)` for the return
 //! traffic, then `attach_encap(datapath, "eth0")` and `attach_decap(datapath, "eth0")`.
-use std::{collections::BTreeSet, net::Ipv4Addr, num::NonZeroU32};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    num::NonZeroU32,
+};
 
 use aya::{
     Ebpf,
@@ -19,7 +23,12 @@ use clusterwire_common::geneve::{
     GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey, VNI_MAX, VNI_PEER_MARKER,
 };
 
-use crate::Datapath;
+use ipnet::Ipv4Net;
+
+use crate::{
+    Datapath,
+    nat_tables::{Diff, SyncReport},
+};
 
 /// Why a Geneve map operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -314,14 +323,7 @@ impl GeneveMaps {
         delivery: Delivery,
     ) -> Result<(), GeneveError> {
         let remote_ipv4_be = remote.octets();
-        let value = match delivery {
-            Delivery::InPlace => GenevePeer::default(),
-            Delivery::IngressOf { ifindex, mac } => GenevePeer {
-                ifindex: ifindex.get(),
-                dst_mac: mac.unwrap_or([0; 6]),
-                ..GenevePeer::default()
-            },
-        };
+        let value = peer_value(delivery);
         let marker = GenevePeerKey {
             remote_ipv4_be,
             vni: VNI_PEER_MARKER,
@@ -376,6 +378,93 @@ impl GeneveMaps {
             }
         }
         Ok(vnis)
+    }
+}
+
+/// Where a prefix is tunnelled, as [`GeneveMaps::sync_routes`] takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteTarget {
+    /// Where it goes.
+    pub route: TunnelRoute,
+    /// Inner destination MAC (native routes to a kernel geneve device), else `None`.
+    pub inner_dst_mac: Option<[u8; 6]>,
+}
+
+impl GeneveMaps {
+    /// Makes the route map exactly `desired` (prefixes with host bits ignored). Inserts and
+    /// updates come before removals.
+    pub fn sync_routes(
+        &mut self,
+        desired: &BTreeMap<Ipv4Net, RouteTarget>,
+    ) -> Result<SyncReport, GeneveError> {
+        let desired: BTreeMap<Ipv4Net, GeneveRoute> = desired
+            .iter()
+            .map(|(net, t)| (net.trunc(), t.route.to_map_value(t.inner_dst_mac)))
+            .collect();
+        let mut current = BTreeMap::new();
+        for entry in &self.routes {
+            let (key, value) = entry.map_err(map_err(GENEVE_ROUTES_MAP))?;
+            #[expect(clippy::cast_possible_truncation, reason = "the trie rejects > 32")]
+            let len = key.prefix_len() as u8;
+            let net = Ipv4Net::new(Ipv4Addr::from(key.data().addr_be), len)
+                .map_err(|_| GeneveError::PrefixTooLong(len))?;
+            current.insert(net, value);
+        }
+        let diff = Diff::of(&current, &desired);
+        for (net, value) in diff.upserts(&desired) {
+            self.insert_route(net.network(), net.prefix_len(), value)?;
+        }
+        for net in &diff.removed {
+            match self.remove_route(net.network(), net.prefix_len()) {
+                Ok(()) | Err(GeneveError::Map {
+                    source: MapError::KeyNotFound,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(diff.report())
+    }
+
+    /// Makes the accepted peers exactly `desired` (`(remote, VNI) -> delivery`), markers
+    /// included: a peer's marker is written before its first VNI and removed after its last.
+    pub fn sync_peers(
+        &mut self,
+        desired: &BTreeMap<(Ipv4Addr, Vni), Delivery>,
+    ) -> Result<SyncReport, GeneveError> {
+        let mut current = BTreeMap::new();
+        for entry in self.peers.iter() {
+            let (key, value) = entry.map_err(map_err(GENEVE_PEERS_MAP))?;
+            if key.vni != VNI_PEER_MARKER {
+                current.insert((Ipv4Addr::from(key.remote_ipv4_be), Vni::try_new(key.vni)?), value);
+            }
+        }
+        let desired_values: BTreeMap<(Ipv4Addr, Vni), GenevePeer> = desired
+            .iter()
+            .map(|(k, d)| (*k, peer_value(*d)))
+            .collect();
+        let diff = Diff::of(&current, &desired_values);
+        for ((remote, vni), delivery) in diff
+            .upserts(&desired_values)
+            .filter_map(|(k, _)| desired.get(&k).map(|d| (k, *d)))
+        {
+            self.allow_peer(remote, vni, delivery)?;
+        }
+        for (remote, vni) in &diff.removed {
+            self.remove_peer(*remote, *vni)?;
+        }
+        Ok(diff.report())
+    }
+}
+
+fn peer_value(delivery: Delivery) -> GenevePeer {
+    match delivery {
+        Delivery::InPlace => GenevePeer::default(),
+        Delivery::IngressOf { ifindex, mac } => GenevePeer {
+            ifindex: ifindex.get(),
+            dst_mac: mac.unwrap_or([0; 6]),
+            ..GenevePeer::default()
+        },
     }
 }
 

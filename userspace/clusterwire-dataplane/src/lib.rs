@@ -29,16 +29,26 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod config;
 pub mod counters;
 pub mod datapath;
 pub mod error;
+pub mod features;
 mod filter;
 pub mod geneve;
+pub mod instance;
+pub mod layout;
+pub mod nat_tables;
 pub mod object;
 pub mod probe;
+mod qdisc;
 pub mod tables;
 
+pub use attach::{AttachMode, AttachOutcome, Attachment, DeviceKind, Hook};
 pub use datapath::{Datapath, LoadOptions, PIN_ROOT};
-pub use error::{ConfigError, LoadError, MapError};
+pub use error::{ConfigError, InstanceError, LoadError, MapError};
+pub use instance::{Instance, InstanceSpec};
+pub use layout::Role;
+pub use nat_tables::{NatTables, SyncReport};
 pub use tables::{IpMapKind, IpMapTable, RemapEntry, RemapKind, RemapTable};

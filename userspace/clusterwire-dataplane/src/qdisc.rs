@@ -1,0 +1,69 @@
+//! The clsact qdisc on kernels without TCX: counting the filters left on it and removing it,
+//! over rtnetlink (in the calling thread's network namespace).
+use futures::TryStreamExt as _;
+use rtnetlink::packet_route::tc::{TcAttribute, TcHandle};
+
+/// Runs one rtnetlink exchange on a private single-threaded runtime (so the netlink socket is
+/// opened in the calling thread's network namespace, and callers need no runtime).
+fn with_handle<T, F>(f: impl FnOnce(rtnetlink::Handle) -> F) -> std::io::Result<T>
+where
+    F: Future<Output = Result<T, rtnetlink::Error>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        let task = tokio::spawn(connection);
+        let result = f(handle).await.map_err(std::io::Error::other);
+        task.abort();
+        result
+    })
+}
+
+fn ifindex(device: &str) -> std::io::Result<i32> {
+    let index = nix::net::if_::if_nametoindex(device)?;
+    i32::try_from(index).map_err(std::io::Error::other)
+}
+
+/// Number of `cls_bpf` (or other) filters on the clsact hooks of `device`.
+pub(crate) fn filters_left(device: &str) -> std::io::Result<usize> {
+    let index = ifindex(device)?;
+    with_handle(|handle| async move {
+        let mut total = 0;
+        for egress in [false, true] {
+            let request = handle.traffic_filter(index).get();
+            let request = if egress {
+                request.egress()
+            } else {
+                request.ingress()
+            };
+            let filters: Vec<_> = request.execute().try_collect().await?;
+            // A dump lists each filter's chain head and its instances; count instances (they
+            // carry a kind and options).
+            total += filters
+                .iter()
+                .filter(|m| {
+                    m.header.handle != TcHandle::UNSPEC
+                        && m.attributes.iter().any(|a| matches!(a, TcAttribute::Kind(_)))
+                })
+                .count();
+        }
+        Ok(total)
+    })
+}
+
+/// Deletes the clsact qdisc of `device`.
+pub(crate) fn delete_clsact(device: &str) -> std::io::Result<()> {
+    let index = ifindex(device)?;
+    with_handle(|handle| async move {
+        let mut request = handle.qdisc().del(index);
+        let message = request.message_mut();
+        message.header.parent = TcHandle::CLSACT;
+        message.header.handle = TcHandle {
+            major: 0xffff,
+            minor: 0,
+        };
+        request.execute().await
+    })
+}
