@@ -12,9 +12,10 @@ use clusterwire_common::{
     nat::{IPMAP_EXIT_MAP, REMAP_DST_MAP},
     stats::PEER_STATS_MAP,
 };
+use aya::maps::MapType;
 use clusterwire_dataplane::{
-    Datapath, IpMapKind, LoadError, LoadOptions, PIN_ROOT, RemapEntry, RemapKind,
-    datapath::PINNED_MAPS,
+    Datapath, IpMapKind, LoadError, LoadOptions, PIN_ROOT, RemapEntry, RemapKind, Role,
+    layout::MapLayout,
 };
 use clusterwire_tests::harness::chain;
 use ipnet::Ipv4Net;
@@ -87,7 +88,7 @@ fn maps_are_pinned_and_reused_by_the_next_load() {
         assert_eq!(dp.pin_dir(), Some(pins.dir.as_path()));
         fill(&mut dp);
     }
-    for (name, _, _) in PINNED_MAPS {
+    for name in Role::Gateway.pinned_maps().map(|m| m.name) {
         assert!(
             pins.dir.join(name).exists(),
             "{name} is not pinned in {}",
@@ -134,15 +135,26 @@ fn a_stale_pin_with_another_layout_is_refused() {
         .pin(pins.dir.join(DROPS_MAP))
         .expect("pin");
     match Datapath::load(&config(0, false), &pins.options()) {
-        Err(LoadError::StalePin {
+        Err(LoadError::IncompatiblePin {
             path,
             found,
             expected,
         }) => {
             assert_eq!(path, pins.dir.join(DROPS_MAP));
-            assert_eq!((found, expected), ((4, 32), (4, 8)));
+            let per_cpu = |value_size, max_entries| MapLayout {
+                map_type: MapType::PerCpuArray,
+                key_size: 4,
+                value_size,
+                max_entries,
+                flags: 0,
+            };
+            assert_eq!(found, per_cpu(32, 256));
+            assert_eq!(
+                expected,
+                per_cpu(8, clusterwire_common::drop::DropReason::COUNT)
+            );
         }
-        other => panic!("expected StalePin, got {:?}", other.map(|_| ())),
+        other => panic!("expected IncompatiblePin, got {:?}", other.map(|_| ())),
     }
 }
 
@@ -209,6 +221,32 @@ fn host_tool_bpftool_pretty_prints_pinned_tables() {
                 text.contains(needle),
                 "{map}: bpftool output lacks {needle}: {text}"
             );
+        }
+    }
+}
+
+#[test]
+fn the_layout_table_matches_the_maps_the_object_creates() {
+    let pins = PinDir::new("layout");
+    std::fs::create_dir_all(&pins.dir).expect("create pin dir");
+    for role in [Role::Gateway, Role::Node] {
+        let options = LoadOptions {
+            role,
+            ..LoadOptions::unpinned()
+        };
+        let dp = Datapath::load(&config(0, false), &options)
+            .unwrap_or_else(|e| panic!("load as {role}: {}", chain(&e)));
+        for spec in clusterwire_dataplane::layout::MAPS {
+            let map = dp
+                .ebpf()
+                .map(spec.name)
+                .unwrap_or_else(|| panic!("{} is not in the object", spec.name));
+            let path = pins.dir.join(format!("{role}-{}", spec.name));
+            map.pin(&path).expect("pin to read the kernel's view");
+            let found = clusterwire_dataplane::layout::pinned_layout(&path)
+                .expect("map info")
+                .expect("pinned");
+            assert_eq!(found, spec.layout(role), "{} as {role}", spec.name);
         }
     }
 }

@@ -94,6 +94,7 @@ fn cluster(ns: NetNs, pins: &PinRoot, peer_mac: &str, remapped_peer: &str) -> Cl
         instance: ns.name().to_owned(),
         pin: true,
         pin_root: pins.0.clone(),
+        ..LoadOptions::pinned("")
     };
     let mut datapath = Datapath::load(&config, &options).expect("load the datapath");
     datapath

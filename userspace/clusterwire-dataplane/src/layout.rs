@@ -182,7 +182,7 @@ const fn spec<K, V>(
 
 /// Every map an instance may pin, in the order they are checked.
 pub const MAPS: &[MapSpec] = &[
-    spec::<InstanceMeta, InstanceMeta>(META_MAP, MapType::Array, Some(1), Some(1)),
+    spec::<u32, InstanceMeta>(META_MAP, MapType::Array, Some(1), Some(1)),
     spec::<RemapKey, RemapValue>(
         REMAP_DST_MAP,
         MapType::LpmTrie,
