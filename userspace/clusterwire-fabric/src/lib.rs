@@ -2,7 +2,12 @@
 //! pure logic, with no netlink, no BPF and no Kubernetes client.
 //!
 //! - [`health`]: the tunnel health check (wire format compatible with the reference, and the
-//!   state machine behind `Connection.status`).
+//!   state machine behind `Connection.status`);
+//! - [`snapshot`]: the typed resources one daemon reads, keyed by namespace/name;
+//! - [`manifests`]: the `--manifests DIR` source (load, validate, keep the last good state,
+//!   poll for changes, write statuses).
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod manifests;
+pub mod snapshot;
