@@ -416,7 +416,8 @@ impl GeneveMaps {
         }
         for net in &diff.removed {
             match self.remove_route(net.network(), net.prefix_len()) {
-                Ok(()) | Err(GeneveError::Map {
+                Ok(())
+                | Err(GeneveError::Map {
                     source: MapError::KeyNotFound,
                     ..
                 }) => {}
@@ -436,13 +437,14 @@ impl GeneveMaps {
         for entry in self.peers.iter() {
             let (key, value) = entry.map_err(map_err(GENEVE_PEERS_MAP))?;
             if key.vni != VNI_PEER_MARKER {
-                current.insert((Ipv4Addr::from(key.remote_ipv4_be), Vni::try_new(key.vni)?), value);
+                current.insert(
+                    (Ipv4Addr::from(key.remote_ipv4_be), Vni::try_new(key.vni)?),
+                    value,
+                );
             }
         }
-        let desired_values: BTreeMap<(Ipv4Addr, Vni), GenevePeer> = desired
-            .iter()
-            .map(|(k, d)| (*k, peer_value(*d)))
-            .collect();
+        let desired_values: BTreeMap<(Ipv4Addr, Vni), GenevePeer> =
+            desired.iter().map(|(k, d)| (*k, peer_value(*d))).collect();
         let diff = Diff::of(&current, &desired_values);
         for ((remote, vni), delivery) in diff
             .upserts(&desired_values)

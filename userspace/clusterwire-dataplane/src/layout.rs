@@ -195,12 +195,7 @@ pub const MAPS: &[MapSpec] = &[
         Some(REMAP_MAX_ENTRIES),
         None,
     ),
-    spec::<IpMapKey, IpMapValue>(
-        IPMAP_EXIT_MAP,
-        MapType::Hash,
-        Some(IPMAP_MAX_ENTRIES),
-        None,
-    ),
+    spec::<IpMapKey, IpMapValue>(IPMAP_EXIT_MAP, MapType::Hash, Some(IPMAP_MAX_ENTRIES), None),
     spec::<IpMapKey, IpMapValue>(
         IPMAP_ENTRY_MAP,
         MapType::Hash,

@@ -184,10 +184,13 @@ impl NatTables {
         for table in TABLES {
             for word in 0..FILTER_WORDS_PER_TABLE {
                 let index = table as u32 * FILTER_WORDS_PER_TABLE + word;
-                let bits = tables.filter.get(&index, 0).map_err(|source| MapError::Map {
-                    name: NAT_FILTER_MAP,
-                    source,
-                })?;
+                let bits = tables
+                    .filter
+                    .get(&index, 0)
+                    .map_err(|source| MapError::Map {
+                        name: NAT_FILTER_MAP,
+                        source,
+                    })?;
                 tables.refs[table_index(table)].words[word as usize] = bits;
             }
         }

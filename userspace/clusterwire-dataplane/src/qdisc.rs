@@ -45,7 +45,9 @@ pub(crate) fn filters_left(device: &str) -> std::io::Result<usize> {
                 .iter()
                 .filter(|m| {
                     m.header.handle != TcHandle::UNSPEC
-                        && m.attributes.iter().any(|a| matches!(a, TcAttribute::Kind(_)))
+                        && m.attributes
+                            .iter()
+                            .any(|a| matches!(a, TcAttribute::Kind(_)))
                 })
                 .count();
         }

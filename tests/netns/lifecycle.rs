@@ -1,0 +1,406 @@
+//! The datapath outlives its process: a gateway-like namespace forwards a client's traffic into
+//! a "tunnel" veth through the NAT programs of an instance owned by `cw-test-gateway`, which is
+//! killed with SIGKILL and restarted while a TCP and a UDP stream run.
+//!
+//! ```text
+//!  client 10.1.0.2 --c0/g0-- gateway (NAT on t0) --t0/s0-- server 10.0.0.1 (lo)
+//!  dials 10.71.0.1          DNAT 10.71.0.x -> 10.0.0.x on t0 egress
+//!                           SNAT 10.0.0.x -> 10.71.0.x on t0 ingress
+//! ```
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc};
+use clusterwire_common::probe::ProbeCounter;
+use clusterwire_dataplane::{Instance, probe::Probe};
+use clusterwire_tests::{
+    netns::{NetNs, veth_pair},
+    traffic::pattern,
+};
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const SERVER_REMAPPED: Ipv4Addr = Ipv4Addr::new(10, 71, 0, 1);
+
+/// The pin root of one test, removed on drop.
+struct PinRoot(PathBuf);
+
+impl PinRoot {
+    fn new(tag: &str) -> Self {
+        Self(PathBuf::from(format!(
+            "/sys/fs/bpf/clusterwire-test-{}-{tag}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let _ = Instance::destroy_by_name(&self.0, &name);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Lab {
+    client: NetNs,
+    gateway: NetNs,
+    server: NetNs,
+}
+
+fn lab() -> Lab {
+    let client = NetNs::new("cli");
+    let gateway = NetNs::new("gw");
+    let server = NetNs::new("srv");
+    veth_pair(&client, "c0", &gateway, "g0");
+    let (t0, s0) = veth_pair(&gateway, "t0", &server, "s0");
+    client.ip(&["addr", "add", "10.1.0.2/24", "dev", "c0"]);
+    client.ip(&["route", "add", "default", "via", "10.1.0.1"]);
+    gateway.ip(&["addr", "add", "10.1.0.1/24", "dev", "g0"]);
+    gateway.ip(&["addr", "add", "169.254.0.1/30", "dev", "t0"]);
+    gateway.sysctl("net.ipv4.ip_forward", "1");
+    server.ip(&["addr", "add", &format!("{SERVER}/32"), "dev", "lo"]);
+    server.ip(&["addr", "add", "169.254.0.2/30", "dev", "s0"]);
+    server.ip(&["route", "add", "10.1.0.0/24", "via", "169.254.0.1"]);
+    // Static neighbours on the "tunnel": nothing but the test's IPv4 crosses it.
+    for (ns, addr, mac, dev) in [
+        (&gateway, "169.254.0.2", &s0.mac, "t0"),
+        (&server, "169.254.0.1", &t0.mac, "s0"),
+    ] {
+        ns.ip(&[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            mac,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ]);
+    }
+    gateway.ip(&[
+        "route",
+        "add",
+        "10.71.0.0/24",
+        "via",
+        "169.254.0.2",
+        "dev",
+        "t0",
+    ]);
+    Lab {
+        client,
+        gateway,
+        server,
+    }
+}
+
+/// A running `cw-test-gateway`.
+struct Holder(Child);
+
+impl Holder {
+    /// Starts it and waits for its `ready` line, which it returns.
+    fn start(lab: &Lab, pins: &PinRoot, mode: &str) -> (Self, String) {
+        Self::start_with(lab, pins, mode, &[])
+    }
+
+    fn start_with(lab: &Lab, pins: &PinRoot, mode: &str, extra: &[&str]) -> (Self, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cw-test-gateway"))
+            .args([
+                format!("netns={}", lab.gateway.name()),
+                "instance=gw".to_owned(),
+                format!("pin_root={}", pins.0.display()),
+                "device=t0".to_owned(),
+                "peer=7".to_owned(),
+                "mtu=1340".to_owned(),
+                format!("mode={mode}"),
+                "dst=10.71.0.0/24,10.0.0.0/24".to_owned(),
+                "src=10.0.0.0/24,10.71.0.0/24".to_owned(),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cw-test-gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
+        if !line.starts_with("ready") {
+            let mut err = String::new();
+            let _ = child.wait();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("cw-test-gateway did not get ready: {line}{err}");
+        }
+        (Self(child), line)
+    }
+
+    fn kill(mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Programs on one TCX hook of `device` in `ns`.
+fn tcx_programs(ns: &NetNs, device: &str, direction: TcAttachType) -> usize {
+    ns.enter(|| {
+        SchedClassifier::query_tcx(device, direction)
+            .map(|(_, programs)| programs.len())
+            .unwrap_or(0)
+    })
+}
+
+/// `cls_bpf` filters on one clsact hook of `device` in `ns`.
+fn netlink_filters(ns: &NetNs, device: &str, direction: &str) -> usize {
+    let out = Command::new("tc")
+        .args(["-n", ns.name(), "filter", "show", "dev", device, direction])
+        .output()
+        .expect("run tc");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" bpf ") && l.contains("handle"))
+        .count()
+}
+
+#[test]
+fn tcp_and_udp_streams_survive_twenty_sigkill_restarts_of_the_owner() {
+    let pins = PinRoot::new("restart");
+    let lab = lab();
+    let (mut holder, ready) = Holder::start(&lab, &pins, "tcx");
+    assert!(ready.contains("adopted=false"), "{ready}");
+
+    // UDP: numbered datagrams at 1,000/s until told to stop; the server records every number.
+    let udp_rx = lab
+        .server
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(SERVER, 9000)).expect("bind udp"));
+    udp_rx
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let receiver = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok((n, _)) = udp_rx.recv_from(&mut buf) {
+            if n >= 4 {
+                let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if seq == u32::MAX {
+                    break;
+                }
+                seen.push(seq);
+            }
+        }
+        seen
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let udp_stop = Arc::clone(&stop);
+    let sender = lab.client.spawn(move || {
+        let sock = UdpSocket::bind("10.1.0.2:0").expect("bind");
+        let to = SocketAddrV4::new(SERVER_REMAPPED, 9000);
+        let mut seq = 0u32;
+        let start = Instant::now();
+        while !udp_stop.load(Ordering::Relaxed) {
+            sock.send_to(&seq.to_be_bytes(), to).expect("send");
+            seq += 1;
+            let next = start + Duration::from_millis(u64::from(seq));
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..3 {
+            sock.send_to(&u32::MAX.to_be_bytes(), to)
+                .expect("send stop");
+        }
+        seq
+    });
+
+    // TCP: a paced stream of the pattern until told to stop; the server returns what it read.
+    let listener = lab
+        .server
+        .enter(|| TcpListener::bind(SocketAddrV4::new(SERVER, 9001)).expect("bind tcp"));
+    let tcp_server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read the stream");
+        got
+    });
+    let tcp_stop = Arc::clone(&stop);
+    let tcp_client = lab.client.spawn(move || {
+        let data = pattern(128 << 20);
+        let mut conn = TcpStream::connect_timeout(
+            &SocketAddrV4::new(SERVER_REMAPPED, 9001).into(),
+            Duration::from_secs(5),
+        )
+        .expect("connect");
+        let mut sent = 0;
+        while !tcp_stop.load(Ordering::Relaxed) && sent + 8_192 <= data.len() {
+            conn.write_all(&data[sent..sent + 8_192]).expect("send");
+            sent += 8_192;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        conn.shutdown(std::net::Shutdown::Write).expect("close");
+        sent
+    });
+
+    std::thread::sleep(Duration::from_millis(300));
+    let mut restart_times = Vec::new();
+    for round in 0..20 {
+        holder.kill();
+        let t = Instant::now();
+        let (next, ready) = Holder::start(&lab, &pins, "tcx");
+        restart_times.push(t.elapsed());
+        assert!(
+            ready.contains("adopted=true") && ready.contains("[Replaced, Replaced]"),
+            "round {round}: {ready}"
+        );
+        holder = next;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+
+    let sent = sender.join().expect("udp sender");
+    let seen = receiver.join().expect("udp receiver");
+    let missing: Vec<u32> = (0..sent)
+        .filter(|s| seen.binary_search(s).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} datagrams missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let tcp_sent = tcp_client.join().expect("tcp client");
+    let received = tcp_server.join().expect("tcp server");
+    assert_eq!(received.len(), tcp_sent, "TCP byte count");
+    assert!(received == pattern(tcp_sent), "TCP bytes differ");
+    let slowest = restart_times.iter().max().expect("20 rounds");
+    println!(
+        "20 restarts: {sent} datagrams, {tcp_sent} TCP bytes, none lost; restart to ready: max {slowest:?}"
+    );
+
+    for direction in [TcAttachType::Ingress, TcAttachType::Egress] {
+        assert_eq!(
+            tcx_programs(&lab.gateway, "t0", direction),
+            1,
+            "one link on t0 {direction:?}"
+        );
+    }
+    holder.kill();
+    lab.gateway
+        .enter(|| Instance::destroy_by_name(&pins.0, "gw"))
+        .expect("destroy");
+    for direction in [TcAttachType::Ingress, TcAttachType::Egress] {
+        assert_eq!(tcx_programs(&lab.gateway, "t0", direction), 0, "detached");
+    }
+    assert!(!pins.0.join("gw").exists(), "pins removed");
+}
+
+/// Pings `to` from `ns` `count` times; panics unless every echo is answered.
+fn ping(ns: &NetNs, to: Ipv4Addr, count: u32) {
+    let out = ns.exec(
+        "ping",
+        &[
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "2",
+            &to.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ping {to} from {}: {}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn netlink_filters_are_replaced_in_place_and_the_qdisc_removed_with_the_instance() {
+    let pins = PinRoot::new("netlink");
+    let lab = lab();
+    let (mut holder, _) = Holder::start(&lab, &pins, "netlink");
+    for _ in 0..5 {
+        holder.kill();
+        let (next, ready) = Holder::start(&lab, &pins, "netlink");
+        assert!(ready.contains("[Replaced, Replaced]"), "{ready}");
+        holder = next;
+    }
+    ping(&lab.client, SERVER_REMAPPED, 3);
+    for direction in ["ingress", "egress"] {
+        assert_eq!(
+            netlink_filters(&lab.gateway, "t0", direction),
+            1,
+            "one filter on t0 {direction}"
+        );
+    }
+    holder.kill();
+    lab.gateway
+        .enter(|| Instance::destroy_by_name(&pins.0, "gw"))
+        .expect("destroy");
+    let qdiscs = lab.gateway.exec("tc", &["qdisc", "show", "dev", "t0"]);
+    assert!(
+        !String::from_utf8_lossy(&qdiscs.stdout).contains("clsact"),
+        "the clsact qdisc the instance added is gone"
+    );
+}
+
+#[test]
+fn a_cni_program_after_ours_still_sees_the_traffic_we_do_not_own() {
+    for mode in ["tcx", "netlink"] {
+        let pins = PinRoot::new(&format!("cni-{mode}"));
+        let lab = lab();
+        // The tunnel peer's own address is announced (identity entry), so its replies pass the
+        // anti-spoofing check.
+        let (_holder, _) =
+            Holder::start_with(&lab, &pins, mode, &["src=169.254.0.2/32,169.254.0.2/32"]);
+        let mut cni = Probe::load().expect("load the stand-in CNI program");
+        lab.gateway.enter(|| {
+            let program = cni.program().expect("probe");
+            let options = if mode == "tcx" {
+                tc::TcAttachOptions::TcxOrder(LinkOrder::last())
+            } else {
+                tc::TcAttachOptions::Netlink(tc::NlOptions {
+                    priority: 100,
+                    ..tc::NlOptions::default()
+                })
+            };
+            program
+                .attach_with_options("t0", TcAttachType::Egress, options)
+                .expect("attach the CNI stand-in after ours");
+        });
+        // Remapped traffic is ours (rewritten, passed); the gateway's own pings to the tunnel
+        // peer are not, and must reach the next program.
+        ping(&lab.client, SERVER_REMAPPED, 3);
+        let before = cni.counter(ProbeCounter::Packets).expect("counter");
+        ping(&lab.gateway, Ipv4Addr::new(169, 254, 0, 2), 5);
+        let after = cni.counter(ProbeCounter::Packets).expect("counter");
+        assert_eq!(
+            after - before,
+            5,
+            "{mode}: the CNI program saw the 5 echo requests"
+        );
+    }
+}
