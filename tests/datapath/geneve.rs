@@ -22,12 +22,7 @@ mod encap;
 mod frames;
 mod tshark;
 
-/// `TC_ACT_OK`.
-const TC_ACT_OK: u32 = 0;
-/// `TC_ACT_SHOT`.
-const TC_ACT_SHOT: u32 = 2;
-/// `TC_ACT_REDIRECT`.
-const TC_ACT_REDIRECT: u32 = 7;
+use clusterwire_tests::harness::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC};
 
 /// The node side of the tunnel (encapsulates towards the gateway).
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);

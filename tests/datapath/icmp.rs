@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_tests::{
-    harness::{Harness, TC_ACT_OK, TC_ACT_SHOT},
+    harness::{Harness, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC},
     packet::{self, Ipv4, Tcp, icmp_kind, tcp_flags},
 };
 
@@ -70,8 +70,16 @@ fn error(
     frame(&Ipv4::new(from, to, 1).build(&msg))
 }
 
+/// Runs `input` one way and asserts the output `want` and the exact verdict: `TC_ACT_OK` out of
+/// the tunnel and for a translated packet into it, `TC_ACT_UNSPEC` (not ours) for an untouched
+/// one into it.
 fn expect(h: &mut Harness, to_tunnel: bool, input: &[u8], want: &[u8], what: &str) {
-    let out = h.pass(to_tunnel, input, what);
+    let verdict = if to_tunnel && want == input {
+        TC_ACT_UNSPEC
+    } else {
+        TC_ACT_OK
+    };
+    let out = h.expect(to_tunnel, input, verdict, what);
     assert_bytes(&out, want, what);
     assert_checksums(&out, 14, what);
 }
@@ -275,7 +283,7 @@ fn malformed_embedded_header_is_dropped_when_a_rewrite_is_needed() {
         let other = Ipv4Addr::new(10, 60, 0, 1);
         let untouched = error(unreach, POD_A, other, bad, None);
         let (action, out) = h.to_tunnel(&untouched);
-        assert_eq!(action, TC_ACT_OK, "{what} needing no rewrite");
+        assert_eq!(action, TC_ACT_UNSPEC, "{what} needing no rewrite: not ours");
         assert_bytes(&out, &untouched, what);
     }
 }
@@ -293,4 +301,108 @@ fn error_quoting_unmapped_addresses_passes_unchanged() {
     );
     expect(&mut h, true, &input, &input, "nothing to translate");
     assert_eq!(h.events(Event::IcmpInnerRewritten), 0);
+}
+
+/// A router inside the peer's network that the peer never announced.
+const ROUTER: Ipv4Addr = Ipv4Addr::new(172, 16, 5, 1);
+
+/// Out of the tunnel: PMTUD and traceroute errors from a router of the peer's network about
+/// our packets to the peer's pods arrive with the peer pod's remapped address as their source
+/// (as the kernel's NAT presents them) and the quote translated; counted.
+#[test]
+fn errors_from_an_unannounced_router_about_our_packets_are_accepted() {
+    let mut h = harness();
+    let mut n = 0;
+    for (kind, code, name) in ERRORS {
+        for inner in INNERS {
+            for quote in [None, Some(28)] {
+                let what = format!("{name} from {ROUTER} quoting {inner:?} ({quote:?} bytes)");
+                let sent = offending(inner, POD_A, POD_B);
+                let seen = offending(inner, POD_A, POD_B_REMAPPED);
+                let input = error((kind, code), ROUTER, POD_A, &sent, quote);
+                let want = error((kind, code), POD_B_REMAPPED, POD_A, &seen, quote);
+                expect(&mut h, false, &input, &want, &what);
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(h.events(Event::IcmpErrorFromRouter), n);
+    assert_eq!(h.events(Event::IcmpInnerRewritten), n);
+    assert_eq!(h.total_drops(), 0);
+    // About our IP-mapped host X (seen by the peer as its external-CIDR address): the quote's
+    // source and the outer destination become X again.
+    let frag = (icmp_kind::DEST_UNREACH, icmp_kind::FRAG_NEEDED);
+    let sent = offending(Inner::Tcp, HOST_X_MAPPED, POD_B);
+    let input = error(frag, ROUTER, HOST_X_MAPPED, &sent, None);
+    let want = error(
+        frag,
+        POD_B_REMAPPED,
+        HOST_X,
+        &offending(Inner::Tcp, HOST_X, POD_B_REMAPPED),
+        None,
+    );
+    expect(
+        &mut h,
+        false,
+        &input,
+        &want,
+        "frag-needed about an IP-mapped host",
+    );
+    assert_eq!(h.events(Event::IcmpErrorFromRouter), n + 1);
+}
+
+/// Anything else from an unannounced source stays a spoofed source.
+#[test]
+fn other_traffic_from_an_unannounced_router_is_still_spoofed() {
+    let mut h = harness();
+    let frag = (icmp_kind::DEST_UNREACH, icmp_kind::FRAG_NEEDED);
+    let outside = Ipv4Addr::new(10, 60, 0, 1);
+    let mut bad_version = offending(Inner::Udp, POD_A, POD_B);
+    bad_version[0] = 0x65;
+    let later_fragment = {
+        let msg = packet::icmp_error(3, 4, 1300, &offending(Inner::Udp, POD_A, POD_B));
+        frame(&Ipv4::new(ROUTER, POD_A, 1).fragment(false, 8).build(&msg))
+    };
+    let cases: [(&str, Vec<u8>); 6] = [
+        (
+            "error quoting a packet to an address the peer did not announce",
+            error(
+                frag,
+                ROUTER,
+                POD_A,
+                &offending(Inner::Udp, POD_A, outside),
+                None,
+            ),
+        ),
+        (
+            "echo request",
+            frame(&Ipv4::new(ROUTER, POD_A, 1).build(&packet::icmp_echo(1, 1, b"hi"))),
+        ),
+        (
+            "redirect (not an error we translate)",
+            frame(&Ipv4::new(ROUTER, POD_A, 1).build(&packet::icmp(
+                5,
+                1,
+                [10, 0, 0, 1],
+                &offending(Inner::Udp, POD_A, POD_B),
+            ))),
+        ),
+        (
+            "error with a malformed quote",
+            error(frag, ROUTER, POD_A, &bad_version, None),
+        ),
+        ("later fragment of an error", later_fragment),
+        (
+            "UDP from the router",
+            frame(
+                &Ipv4::new(ROUTER, POD_A, 17).build(&packet::udp(ROUTER, POD_A, 1, 2, b"x", true)),
+            ),
+        ),
+    ];
+    for (i, (what, input)) in cases.iter().enumerate() {
+        let (action, _) = h.from_tunnel(input);
+        assert_eq!(action, TC_ACT_SHOT, "{what}: spoofed");
+        assert_eq!(h.drops(DropReason::SpoofedSource), i as u64 + 1, "{what}");
+    }
+    assert_eq!(h.events(Event::IcmpErrorFromRouter), 0);
 }

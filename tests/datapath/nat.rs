@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use clusterwire_common::{drop::DropReason, stats::Event};
 use clusterwire_dataplane::{IpMapKind, RemapKind};
 use clusterwire_tests::{
-    harness::{Harness, TC_ACT_SHOT},
+    harness::{Harness, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC},
     packet::{self, Ipv4, Tcp, tcp_flags},
 };
 
@@ -14,9 +14,17 @@ use crate::fixture::{
     assert_checksums, config, frame, harness, harness_with, tcp, udp,
 };
 
-/// Runs `input` into (`to_tunnel`) or out of the tunnel and asserts it passes as `want`.
+/// Runs `input` into (`to_tunnel`) or out of the tunnel and asserts it passes as `want`, with
+/// the exact verdict: out of the tunnel `TC_ACT_OK` (it passed anti-spoofing); into the tunnel
+/// `TC_ACT_OK` when `want` differs from `input` (rewritten: ours), else `TC_ACT_UNSPEC` (not
+/// ours: the next program on the hook runs).
 fn expect_pass(h: &mut Harness, to_tunnel: bool, input: &[u8], want: &[u8], what: &str) {
-    let out = h.pass(to_tunnel, input, what);
+    let verdict = if to_tunnel && want == input {
+        TC_ACT_UNSPEC
+    } else {
+        TC_ACT_OK
+    };
+    let out = h.expect(to_tunnel, input, verdict, what);
     assert_bytes(&out, want, what);
 }
 
@@ -283,7 +291,7 @@ fn unmatched_ipv4_passes_byte_identical() {
 }
 
 #[test]
-fn ipv6_arp_and_vlan_pass_byte_identical_both_ways() {
+fn non_ipv4_continues_into_the_tunnel_and_only_arp_leaves_it() {
     let mut h = harness();
     let seg = data_segment();
     let v6 = packet::ethernet(
@@ -293,16 +301,32 @@ fn ipv6_arp_and_vlan_pass_byte_identical_both_ways() {
     let arp = packet::arp_request(POD_A, POD_B_REMAPPED);
     let tagged = packet::vlan(42, 0x0800, &tcp(POD_A, POD_B_REMAPPED, &seg));
     let spoofed_tagged = packet::vlan(42, 0x0800, &tcp(Ipv4Addr::new(1, 2, 3, 4), POD_A, &seg));
-    for (what, input) in [
+    let other = packet::ethernet(0x88b5, b"local experimental ethertype");
+    let cases = [
         ("IPv6", &v6),
         ("ARP", &arp),
         ("VLAN", &tagged),
         ("VLAN spoof", &spoofed_tagged),
-    ] {
-        expect_pass(&mut h, true, input, input, what);
-        expect_pass(&mut h, false, input, input, what);
+        ("ethertype 0x88b5", &other),
+    ];
+    for (what, input) in cases {
+        let out = h.next(true, input, what);
+        assert_bytes(&out, input, what);
     }
-    assert_eq!(h.total_drops(), 0);
+    assert_eq!(h.total_drops(), 0, "into the tunnel nothing is dropped");
+    // Out of the tunnel only ARP (the link's neighbours) continues; the rest cannot be judged
+    // by anti-spoofing and is dropped.
+    let out = h.next(false, &arp, "ARP out of the tunnel");
+    assert_bytes(&out, &arp, "ARP out of the tunnel");
+    for (what, input) in cases.iter().filter(|(w, _)| *w != "ARP") {
+        let (action, _) = h.from_tunnel(input);
+        assert_eq!(
+            action, TC_ACT_SHOT,
+            "{what} out of the tunnel must be dropped"
+        );
+    }
+    assert_eq!(h.drops(DropReason::NonIpv4FromTunnel), 4);
+    assert_eq!(h.total_drops(), 4);
     assert_eq!(
         h.all_events().iter().map(|(_, n)| n).sum::<u64>(),
         0,
@@ -310,7 +334,7 @@ fn ipv6_arp_and_vlan_pass_byte_identical_both_ways() {
     );
     assert_eq!(
         h.peer(PEER).tx_packets,
-        4,
+        5,
         "non-IPv4 counted as peer traffic too"
     );
 }
@@ -469,6 +493,9 @@ fn l3_device_mode_handles_bare_ip_packets() {
     );
     let v6 = packet::ipv6([0xfd; 16], [0xfe; 16], 17, b"bare v6");
     expect_pass(&mut h, true, &v6, &v6, "bare IPv6");
+    let (action, _) = h.from_tunnel(&v6);
+    assert_eq!(action, TC_ACT_SHOT, "bare IPv6 out of the tunnel");
+    assert_eq!(h.drops(DropReason::NonIpv4FromTunnel), 1);
     let (action, _) = h.from_tunnel(&tcp(Ipv4Addr::new(8, 8, 8, 8), POD_A, &seg));
     assert_eq!(action, TC_ACT_SHOT, "spoofed bare packet");
     assert_eq!(h.drops(DropReason::SpoofedSource), 1);

@@ -215,11 +215,11 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
         let remapped = model_remap_src(real).expect("peer address is announced");
         let input = frame(&datagram(&mut rng, src, remapped));
         let what = format!("round trip {i} into the tunnel first: {src} -> {remapped}");
-        let out = h.pass(true, &input, &what);
+        let out = h.through(true, &input, &what);
         let want_src = if src == HOST_X { HOST_X_MAPPED } else { src };
         assert_eq!(addrs(&out), (want_src, model_remap_dst(remapped)), "{what}");
         assert_checksums(&out, 14, &what);
-        let back = h.pass(false, &mirror(&out), &what);
+        let back = h.through(false, &mirror(&out), &what);
         assert_checksums(&back, 14, &what);
         assert_bytes(&mirror(&back), &input, &what);
 
@@ -231,7 +231,7 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
         let real = peer_real(&mut rng);
         let input = frame(&datagram(&mut rng, real, dst));
         let what = format!("round trip {i} out of the tunnel first: {real} -> {dst}");
-        let out = h.pass(false, &input, &what);
+        let out = h.through(false, &input, &what);
         let want_dst = if dst == HOST_X_MAPPED { HOST_X } else { dst };
         assert_eq!(
             addrs(&out),
@@ -239,7 +239,7 @@ fn hundred_thousand_random_packets_round_trip_both_ways() {
             "{what}"
         );
         assert_checksums(&out, 14, &what);
-        let back = h.pass(true, &mirror(&out), &what);
+        let back = h.through(true, &mirror(&out), &what);
         assert_checksums(&back, 14, &what);
         assert_bytes(&mirror(&back), &input, &what);
     }

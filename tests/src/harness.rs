@@ -20,10 +20,26 @@ use clusterwire_common::{
 };
 use clusterwire_dataplane::{Datapath, LoadOptions};
 
-/// TC actions.
+/// TC actions as `test_run` reports them (the program's `i32` as `u32`). Ours, handled: the
+/// packet continues up or down the stack and later programs on the hook are skipped.
 pub const TC_ACT_OK: u32 = 0;
 /// Drop.
 pub const TC_ACT_SHOT: u32 = 2;
+/// Not ours: the next program on the hook runs (`TC_ACT_UNSPEC` = -1 = `TCX_NEXT`).
+pub const TC_ACT_UNSPEC: u32 = u32::MAX;
+/// Redirected (`bpf_redirect`, `bpf_redirect_neigh`).
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// A verdict's name, for failure messages.
+pub fn verdict_name(action: u32) -> String {
+    match action {
+        TC_ACT_OK => "TC_ACT_OK".to_owned(),
+        TC_ACT_SHOT => "TC_ACT_SHOT".to_owned(),
+        TC_ACT_UNSPEC => "TC_ACT_UNSPEC".to_owned(),
+        TC_ACT_REDIRECT => "TC_ACT_REDIRECT".to_owned(),
+        other => format!("{other}"),
+    }
+}
 
 /// Room the output buffer has beyond the input (programs that grow packets).
 const OUTPUT_SLACK: usize = 256;
@@ -49,7 +65,12 @@ impl Harness {
 
     /// Runs `program` once on `input`: (return value, output bytes).
     pub fn run(&mut self, program: &'static str, input: &[u8]) -> (u32, Vec<u8>) {
-        let (result, mut output) = self.test_run(program, input, 1);
+        self.run_with(program, input, &SkbIn::default())
+    }
+
+    /// Runs `program` once on `input` with the `__sk_buff` fields of `skb` set (`ctx_in`).
+    pub fn run_with(&mut self, program: &'static str, input: &[u8], skb: &SkbIn) -> (u32, Vec<u8>) {
+        let (result, mut output) = self.test_run_ctx(program, input, 1, Some(&skb.bytes()));
         output.truncate(result.data_size_out as usize);
         (result.return_value, output)
     }
@@ -70,6 +91,17 @@ impl Harness {
         input: &[u8],
         repeat: u32,
     ) -> (TestRunResult, Vec<u8>) {
+        self.test_run_ctx(program, input, repeat, None)
+    }
+
+    /// [`Harness::test_run`] with an optional `__sk_buff` as `ctx_in`.
+    fn test_run_ctx(
+        &mut self,
+        program: &'static str,
+        input: &[u8],
+        repeat: u32,
+        ctx_in: Option<&[u8]>,
+    ) -> (TestRunResult, Vec<u8>) {
         let mut output = vec![0u8; input.len() + OUTPUT_SLACK];
         let result = self
             .datapath
@@ -78,6 +110,7 @@ impl Harness {
             .test_run(TestRunOptions {
                 data_in: Some(input),
                 data_out: Some(&mut output),
+                ctx_in,
                 repeat,
                 ..TestRunOptions::default()
             })
@@ -95,15 +128,52 @@ impl Harness {
         self.run(NAT_FROM_TUNNEL_PROGRAM, input)
     }
 
-    /// Runs one NAT program (`to_tunnel` picks the direction), asserts that it passed the packet
-    /// (`TC_ACT_OK`, naming the drops counted otherwise) and returns the output.
+    /// Runs one NAT program (`to_tunnel` picks the direction), asserts that it handled the
+    /// packet as ours (`TC_ACT_OK`, naming the drops counted otherwise) and returns the output.
     pub fn pass(&mut self, to_tunnel: bool, input: &[u8], what: &str) -> Vec<u8> {
+        self.expect(to_tunnel, input, TC_ACT_OK, what)
+    }
+
+    /// Runs one NAT program, asserts that it left the packet to the next program on the hook
+    /// (`TC_ACT_UNSPEC`: not ours) and returns the output.
+    pub fn next(&mut self, to_tunnel: bool, input: &[u8], what: &str) -> Vec<u8> {
+        self.expect(to_tunnel, input, TC_ACT_UNSPEC, what)
+    }
+
+    /// Runs one NAT program on a packet it must not drop and asserts the verdict the NAT rule
+    /// gives: out of the tunnel `TC_ACT_OK` (it passed anti-spoofing); into the tunnel
+    /// `TC_ACT_OK` when the program rewrote something, `TC_ACT_UNSPEC` (not ours) when the
+    /// output is the input. Returns the output.
+    pub fn through(&mut self, to_tunnel: bool, input: &[u8], what: &str) -> Vec<u8> {
         let (action, out) = if to_tunnel {
             self.to_tunnel(input)
         } else {
             self.from_tunnel(input)
         };
-        if action != TC_ACT_OK {
+        let want = if to_tunnel && out == input {
+            TC_ACT_UNSPEC
+        } else {
+            TC_ACT_OK
+        };
+        assert!(
+            action == want,
+            "{what}: expected {}, got {} (drops {})",
+            verdict_name(want),
+            verdict_name(action),
+            self.total_drops()
+        );
+        out
+    }
+
+    /// Runs one NAT program and asserts the exact verdict `want` (naming the drops counted when
+    /// it differs); returns the output.
+    pub fn expect(&mut self, to_tunnel: bool, input: &[u8], want: u32, what: &str) -> Vec<u8> {
+        let (action, out) = if to_tunnel {
+            self.to_tunnel(input)
+        } else {
+            self.from_tunnel(input)
+        };
+        if action != want {
             let drops: Vec<_> = self
                 .datapath
                 .drop_counts()
@@ -113,7 +183,9 @@ impl Harness {
                 .map(|(reason, n)| format!("{}={n}", reason.kind()))
                 .collect();
             panic!(
-                "{what}: expected TC_ACT_OK, got {action} (drops: {})",
+                "{what}: expected {}, got {} (drops: {})",
+                verdict_name(want),
+                verdict_name(action),
                 drops.join(" ")
             );
         }
@@ -155,6 +227,37 @@ impl Harness {
         self.datapath
             .peer_stats(peer_id)
             .expect("read CW_PEER_STATS")
+    }
+}
+
+/// The `__sk_buff` fields `BPF_PROG_TEST_RUN` lets a test set (`ctx_in`); every other field
+/// must stay zero. `gso_size` non-zero makes the skb a GSO packet (`skb_is_gso`), though its
+/// `gso_type` stays 0: the kernel's test_run cannot set it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SkbIn {
+    /// `ifindex`: the device the skb is on (0: loopback of the caller's network namespace).
+    pub ifindex: u32,
+    /// `gso_segs`.
+    pub gso_segs: u32,
+    /// `gso_size`.
+    pub gso_size: u32,
+}
+
+impl SkbIn {
+    /// Offsets in `struct __sk_buff` (uapi/linux/bpf.h, stable ABI).
+    const IFINDEX_OFF: usize = 40;
+    const GSO_SEGS_OFF: usize = 164;
+    const GSO_SIZE_OFF: usize = 176;
+    /// Bytes of `struct __sk_buff` up to and including `hwtstamp`.
+    const LEN: usize = 192;
+
+    /// The `__sk_buff` image.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::LEN];
+        b[Self::IFINDEX_OFF..Self::IFINDEX_OFF + 4].copy_from_slice(&self.ifindex.to_ne_bytes());
+        b[Self::GSO_SEGS_OFF..Self::GSO_SEGS_OFF + 4].copy_from_slice(&self.gso_segs.to_ne_bytes());
+        b[Self::GSO_SIZE_OFF..Self::GSO_SIZE_OFF + 4].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b
     }
 }
 

@@ -35,6 +35,15 @@ crate::counter_slots! {
         GeneveDecapFailed = 11 => "geneve_decap_failed",
         /// Geneve: setting the tunnel key or redirecting failed.
         GeneveRedirectFailed = 12 => "geneve_redirect_failed",
+        /// Geneve: a packet whose encapsulated size exceeds the egress device's MTU
+        /// (`bpf_check_mtu`); not a GSO packet (those are segmented to fit).
+        GeneveMtuExceeded = 13 => "geneve_mtu_exceeded",
+        /// Out of the tunnel: a packet that is not IPv4 (IPv6, VLAN-tagged, any other
+        /// ethertype but ARP), which the anti-spoofing check cannot judge.
+        NonIpv4FromTunnel = 14 => "non_ipv4_from_tunnel",
+        /// Geneve: a GSO packet the kernel cannot encapsulate natively (already encapsulated,
+        /// or a GSO type `bpf_skb_adjust_room` refuses); sending it unencapsulated would leak it.
+        GeneveGsoUnsupported = 15 => "geneve_gso_unsupported",
     }
 }
 

@@ -9,7 +9,8 @@
 //! outer Ethernet (kept from the original frame, or rewritten by bpf_redirect_neigh)
 //! outer IPv4     20 bytes, no options, DF, ID 0, TTL 64, TOS copied from the inner header,
 //!                src = DatapathConfig.local_ipv4_be, dst = GeneveRoute.remote_ipv4_be
-//! UDP            8 bytes, sport = flow hash folded into 49152..=65535, dport = geneve_port,
+//! UDP            8 bytes, sport = skb->hash, or flow_hash() of the inner 5-tuple when the
+//!                skb has none, folded into 49152..=65535, dport = geneve_port,
 //!                checksum 0 (allowed for IPv4, keeps GSO and checksum offload working)
 //! Geneve         8 bytes, ver 0, no options, O = C = 0, protocol 0x6558, VNI
 //! inner Ethernet the original frame, unchanged
@@ -67,6 +68,21 @@ pub const fn source_port(hash: u32) -> u16 {
     )]
     let offset = ((hash as u64 * SOURCE_PORT_COUNT as u64) >> 32) as u16;
     SOURCE_PORT_MIN + offset
+}
+
+/// A cheap, well-mixed hash of an inner 5-tuple, for the outer UDP source port when the skb
+/// carries no hash. Addresses and ports are raw: the bytes as they are in the packet, loaded
+/// as native-endian words (`u32::from_ne_bytes(addr.octets())`; `ports` is the 4 bytes of source
+/// and destination port). Not cryptographic: it only spreads flows over source ports (ECMP, RSS).
+#[inline]
+#[must_use]
+pub const fn flow_hash(src: u32, dst: u32, proto: u8, ports: u32) -> u32 {
+    let mut h = src ^ dst.rotate_left(16) ^ ports.rotate_left(8) ^ proto as u32;
+    h = h.wrapping_mul(0x9e37_79b1);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x85eb_ca77);
+    h ^= h >> 13;
+    h
 }
 
 /// How a matched packet is tunnelled ([`GeneveRoute::mode`]).
@@ -170,6 +186,37 @@ crate::impl_pod!(GeneveRouteKey, GeneveRoute, GenevePeerKey, GenevePeer);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_hash_separates_flows_and_is_deterministic() {
+        let a = u32::from_ne_bytes([10, 0, 1, 5]);
+        let b = u32::from_ne_bytes([10, 70, 3, 9]);
+        let ports = |s: u16, d: u16| {
+            let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+            u32::from_ne_bytes([s[0], s[1], d[0], d[1]])
+        };
+        let mut seen = [0u16; 64];
+        for (i, sport) in (30000..30064).enumerate() {
+            seen[i] = source_port(flow_hash(a, b, 17, ports(sport, 5201)));
+            assert_eq!(
+                seen[i],
+                source_port(flow_hash(a, b, 17, ports(sport, 5201)))
+            );
+        }
+        seen.sort_unstable();
+        let distinct = 1 + seen.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(distinct >= 60, "64 flows on {distinct} ports");
+        assert_ne!(
+            flow_hash(a, b, 17, 0),
+            flow_hash(a, b, 6, 0),
+            "protocol counts"
+        );
+        assert_ne!(
+            flow_hash(a, b, 17, 0),
+            flow_hash(b, a, 17, 0),
+            "direction counts"
+        );
+    }
 
     #[test]
     fn source_port_covers_the_range_ends() {

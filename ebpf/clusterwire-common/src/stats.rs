@@ -48,6 +48,10 @@ crate::counter_slots! {
         GeneveDecap = 8 => "geneve_decap",
         /// Geneve: a frame was redirected to a `collect_md` Geneve device.
         GeneveRedirect = 9 => "geneve_redirect",
+        /// Out of the tunnel: an ICMP error from a router the peer never announced, accepted
+        /// because it quotes a packet we sent to the peer's announced CIDRs (outer source
+        /// replaced by the remapped quoted destination).
+        IcmpErrorFromRouter = 10 => "icmp_error_from_router",
     }
 }
 

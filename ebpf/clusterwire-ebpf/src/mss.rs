@@ -8,7 +8,11 @@
 use aya_ebpf::programs::TcContext;
 use clusterwire_common::{drop::DropReason, stats::Event};
 
-use crate::{csum, parse, stats};
+use crate::{
+    csum,
+    parse::{self, TCP_CSUM_OFF, Window},
+    stats,
+};
 
 /// TCP flag SYN.
 const TCP_SYN: u8 = 0x02;
@@ -29,10 +33,9 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
         return Ok(false);
     }
     // Data offset and flags, read as one 16-bit window (see `parse::u8_at`).
-    let Some(word) = parse::u16_at(ctx, l4 + 12) else {
+    let Some([doff, flags]) = parse::load::<[u8; 2]>(ctx, l4 + 12) else {
         return Ok(false);
     };
-    let [doff, flags] = word.to_ne_bytes();
     if flags & TCP_SYN == 0 {
         return Ok(false);
     }
@@ -45,14 +48,14 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
     };
     // `opt <= 58`; the mask states it to the 6.1 verifier (see `find_mss`).
     let opt = opt & 0x3f;
-    let Some(raw) = parse::u16_at(ctx, l4 + opt) else {
+    let Some(raw) = parse::load::<u16>(ctx, l4 + opt) else {
         return Ok(false);
     };
     if u16::from_be(raw) <= mss {
         return Ok(false);
     }
     let new = mss.to_be();
-    parse::put_u16(ctx, l4 + opt, new)?;
+    parse::store(ctx, l4 + opt, new)?;
     // The checksum sums 16-bit words aligned to the TCP header: a value at an odd offset
     // contributes with its bytes swapped.
     let (from, to) = if opt & 1 == 1 {
@@ -60,7 +63,7 @@ pub fn clamp(ctx: &TcContext, ip: &parse::Ipv4, mss: u16) -> Result<bool, DropRe
     } else {
         (raw, new)
     };
-    csum::l4_replace2(ctx, l4 + parse::TCP_CSUM_OFF, from, to)?;
+    csum::l4_replace2(ctx, l4 + TCP_CSUM_OFF, from, to)?;
     stats::event(Event::MssClamped);
     Ok(true)
 }
@@ -88,9 +91,8 @@ fn find_mss(ctx: &TcContext, l4: usize, hlen: usize) -> Option<usize> {
         if unsafe { core::ptr::read_volatile(&raw const next) } != pos {
             continue;
         }
-        let p = parse::at_opaque(ctx, l4 + pos, 2)?;
-        // SAFETY: `at_opaque` checked that two bytes at `p` are inside the packet.
-        let [kind, len] = unsafe { [*(p as *const u8), *((p + 1) as *const u8)] };
+        let w = Window::<2>::get_opaque(ctx, l4 + pos)?;
+        let [kind, len] = w.read::<[u8; 2], 0>();
         match kind {
             OPT_EOL => return None,
             // SAFETY: a volatile write of a local.

@@ -6,10 +6,25 @@
 //! (`CW_REMAP_SRC`; a miss means the source is outside the peer's announced CIDRs: dropped as
 //! spoofed), destination external-CIDR address -> local real (`CW_IPMAP_ENTRY`).
 //! Both then clamp the MSS of SYN/SYN-ACK segments. ICMP errors get their embedded header
-//! translated the opposite way (see `icmp`). Every fragment gets the L3 rewrite; TCP/UDP
+//! translated the opposite way (see `icmp`); out of the tunnel, an ICMP error from a router the
+//! peer never announced is accepted when it quotes a packet we sent to the peer's announced
+//! CIDRs (see `icmp::from_unannounced_router`). Every fragment gets the L3 rewrite; TCP/UDP
 //! checksums are fixed where the L4 header is present (first fragment).
+//!
+//! Verdicts, so that other TC programs on the same hook (a CNI's) keep working:
+//! - `TC_ACT_UNSPEC` (= `TCX_NEXT`: the next program runs) for what is not ours: into the
+//!   tunnel, anything not IPv4 and IPv4 that matched no table and needed no MSS clamp or ICMP
+//!   translation; in both directions, ARP.
+//! - `TC_ACT_OK` for what we rewrote, and out of the tunnel for every IPv4 packet that passed
+//!   anti-spoofing (its source was judged against the peer's CIDRs: it is the tunnel's traffic).
+//! - `TC_ACT_SHOT` with a counted reason: malformed IPv4, spoofed sources, and out of the tunnel
+//!   anything not IPv4 or ARP (IPv6, VLAN-tagged frames, other ethertypes; the anti-spoofing
+//!   check cannot judge them, so they must not get past it).
+//! - BIG TCP (IPv4 total length 0 on a GSO TCP skb) is parsed with `skb->len` as the datagram's
+//!   end, as the kernel does (`parse::ipv4`); the address rewrite and the pseudo-header checksum
+//!   update do not depend on the length, so it is translated like any other packet.
 use aya_ebpf::{
-    bindings::TC_ACT_OK,
+    bindings::{TC_ACT_OK, TC_ACT_UNSPEC},
     btf_maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
     macros::{btf_map, classifier},
     programs::TcContext,
@@ -26,7 +41,8 @@ use clusterwire_common::{
 use crate::{
     config, csum, drop, icmp, mss,
     parse::{
-        self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_MIN_HLEN, IPV4_SRC_OFF,
+        self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_MIN_HLEN,
+        IPV4_SRC_OFF, L3, TCP_CSUM_OFF, UDP_CSUM_OFF, Window,
     },
     stats,
 };
@@ -149,6 +165,7 @@ pub fn map_dst(dir: Dir, peer_id: u32, addr: u32) -> Option<u32> {
     }
 }
 
+/// The verdicts of the NAT programs (see the module docs).
 #[inline(always)]
 fn try_nat(ctx: &TcContext, dir: Dir) -> Result<i32, DropReason> {
     let cfg = config::get();
@@ -156,21 +173,32 @@ fn try_nat(ctx: &TcContext, dir: Dir) -> Result<i32, DropReason> {
         Dir::ToTunnel => stats::peer_tx(cfg.peer_id, ctx.len()),
         Dir::FromTunnel => stats::peer_rx(cfg.peer_id, ctx.len()),
     }
-    let Some(l3) = parse::ipv4_offset(ctx, cfg.l3_device()) else {
-        return Ok(TC_ACT_OK as i32);
+    let l3 = match parse::l3(ctx, cfg.l3_device()) {
+        L3::Ipv4(l3) => l3,
+        // ARP keeps the tunnel link's neighbours working; it is not routed traffic.
+        L3::Arp => return Ok(TC_ACT_UNSPEC),
+        L3::Other if dir == Dir::FromTunnel => return Err(DropReason::NonIpv4FromTunnel),
+        L3::Other => return Ok(TC_ACT_UNSPEC),
     };
     let ip = parse::ipv4(ctx, l3)?;
 
-    let src = match map_src(dir, cfg.peer_id, ip.src) {
-        Some(a) => a,
-        None if dir == Dir::FromTunnel => return Err(DropReason::SpoofedSource),
-        None => ip.src,
+    let src = match (map_src(dir, cfg.peer_id, ip.src), dir) {
+        (Some(a), _) => a,
+        (None, Dir::FromTunnel) => {
+            let a = icmp::from_unannounced_router(ctx, &ip, cfg.peer_id)
+                .ok_or(DropReason::SpoofedSource)?;
+            stats::event(Event::IcmpErrorFromRouter);
+            a
+        }
+        (None, Dir::ToTunnel) => ip.src,
     };
     let dst = map_dst(dir, cfg.peer_id, ip.dst).unwrap_or(ip.dst);
     let changed = src != ip.src || dst != ip.dst;
+    // Out of the tunnel every IPv4 packet that gets here passed anti-spoofing: it is ours.
+    let mut owned = changed || dir == Dir::FromTunnel;
 
     if ip.proto == IPPROTO_ICMP && ip.first_fragment {
-        icmp::translate_error(ctx, &ip, dir, cfg.peer_id, changed)?;
+        owned |= icmp::translate_error(ctx, &ip, dir, cfg.peer_id, changed)?;
     }
     if changed {
         rewrite(ctx, &ip, src, dst)?;
@@ -189,9 +217,9 @@ fn try_nat(ctx: &TcContext, dir: Dir) -> Result<i32, DropReason> {
         && ip.proto == IPPROTO_TCP
         && ip.first_fragment
     {
-        mss::clamp(ctx, &ip, mss)?;
+        owned |= mss::clamp(ctx, &ip, mss)?;
     }
-    Ok(TC_ACT_OK as i32)
+    Ok(if owned { TC_ACT_OK } else { TC_ACT_UNSPEC })
 }
 
 /// Writes the new addresses (raw) and fixes the IPv4 header checksum and, where the L4 header
@@ -201,9 +229,9 @@ fn try_nat(ctx: &TcContext, dir: Dir) -> Result<i32, DropReason> {
 fn rewrite(ctx: &TcContext, ip: &parse::Ipv4, src: u32, dst: u32) -> Result<(), DropReason> {
     let l4_csum = if ip.first_fragment {
         match ip.proto {
-            IPPROTO_TCP => Some((ip.l4 + parse::TCP_CSUM_OFF, false)),
+            IPPROTO_TCP => Some((ip.l4 + TCP_CSUM_OFF, false)),
             // The whole UDP header must be there, not only its checksum.
-            IPPROTO_UDP => Some((ip.l4 + parse::UDP_CSUM_OFF, true)),
+            IPPROTO_UDP => Some((ip.l4 + UDP_CSUM_OFF, true)),
             _ => None,
         }
     } else {
@@ -211,25 +239,21 @@ fn rewrite(ctx: &TcContext, ip: &parse::Ipv4, src: u32, dst: u32) -> Result<(), 
         None
     };
     if let Some((off, _)) = l4_csum
-        && !(ip.has(off, 2) && parse::at(ctx, off, 2).is_some())
+        && !(ip.has(off, 2) && parse::load::<u16>(ctx, off).is_some())
     {
         return Err(DropReason::L4Truncated);
     }
     let diff = csum::add(csum::diff4(ip.src, src), csum::diff4(ip.dst, dst));
     // One bound check for the fixed header, then plain writes.
-    let p = parse::at(ctx, ip.l3, IPV4_MIN_HLEN).ok_or(DropReason::RewriteFailed)?;
-    // SAFETY: `at` checked that the 20 bytes at `p` are inside the (writable) packet.
-    unsafe {
-        let check_p = (p + IPV4_CSUM_OFF) as *mut u16;
-        let check = core::ptr::read_unaligned(check_p);
-        if src != ip.src {
-            core::ptr::write_unaligned((p + IPV4_SRC_OFF) as *mut u32, src);
-        }
-        if dst != ip.dst {
-            core::ptr::write_unaligned((p + IPV4_SRC_OFF + 4) as *mut u32, dst);
-        }
-        core::ptr::write_unaligned(check_p, csum::apply(check, diff));
+    let h = Window::<IPV4_MIN_HLEN>::get(ctx, ip.l3).ok_or(DropReason::RewriteFailed)?;
+    let check = h.read::<u16, IPV4_CSUM_OFF>();
+    if src != ip.src {
+        h.write::<u32, IPV4_SRC_OFF>(src);
     }
+    if dst != ip.dst {
+        h.write::<u32, IPV4_DST_OFF>(dst);
+    }
+    h.write::<u16, IPV4_CSUM_OFF>(csum::apply(check, diff));
     if let Some((off, udp)) = l4_csum {
         csum::l4_pseudo(ctx, off, diff, udp)?;
     }

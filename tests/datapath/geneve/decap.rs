@@ -7,8 +7,8 @@ use clusterwire_dataplane::geneve::{Delivery, Vni};
 use clusterwire_tests::packet::{self, Ipv4, Tcp, tcp_flags};
 
 use super::{
-    GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, assert_frame_eq,
-    encap,
+    GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC,
+    assert_frame_eq, encap,
     frames::{self, GeneveSpec},
 };
 
@@ -257,7 +257,10 @@ fn everything_not_geneve_for_us_passes_byte_identical() {
     ];
     for (what, frame) in cases {
         let (action, out) = gateway.decap(&frame);
-        assert_eq!(action, TC_ACT_OK, "{what}: passes");
+        assert_eq!(
+            action, TC_ACT_UNSPEC,
+            "{what}: not ours, the next program runs"
+        );
         assert_frame_eq(&out, &frame, what);
     }
     assert_eq!(gateway.all_drops(), 0, "nothing was dropped");
@@ -302,7 +305,7 @@ fn configured_port_is_used_both_ways() {
     let inner = inner_frame();
     let liqo = GeneveSpec::new(NODE_IP, GATEWAY_IP, VNI).frame(&inner);
     let (action, out) = host.decap(&liqo);
-    assert_eq!(action, TC_ACT_OK, "6091 is not this host's port");
+    assert_eq!(action, TC_ACT_UNSPEC, "6091 is not this host's port");
     assert_frame_eq(&out, &liqo, "untouched");
     let mut iana = GeneveSpec::new(NODE_IP, GATEWAY_IP, VNI);
     iana.dport = 6081;

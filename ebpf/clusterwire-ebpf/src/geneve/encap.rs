@@ -3,68 +3,108 @@
 use aya_ebpf::{
     bindings::{
         BPF_ADJ_ROOM_ENCAP_L2_SHIFT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4,
-        BPF_F_ADJ_ROOM_ENCAP_L4_UDP, BPF_F_DONT_FRAGMENT, BPF_F_ZERO_CSUM_TX, TC_ACT_OK,
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_tunnel_key, bpf_tunnel_key__bindgen_ty_1,
+        BPF_F_ADJ_ROOM_ENCAP_L4_UDP, BPF_F_ADJ_ROOM_FIXED_GSO, BPF_F_DONT_FRAGMENT,
+        BPF_F_ZERO_CSUM_TX, TC_ACT_OK, TC_ACT_UNSPEC, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_tunnel_key, bpf_tunnel_key__bindgen_ty_1,
         bpf_tunnel_key__bindgen_ty_2, bpf_tunnel_key__bindgen_ty_3,
     },
-    helpers::generated::{
-        bpf_get_hash_recalc, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key,
-    },
+    helpers::generated::{bpf_check_mtu, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key},
     maps::lpm_trie::Key,
     programs::TcContext,
 };
-use clusterwire_common::geneve::{
-    ETH_HEADER_LEN, GENEVE_DEFAULT_PORT, GENEVE_ENCAP_OVERHEAD, GENEVE_PROTO_TEB, GeneveMode,
-    GeneveRoute, GeneveRouteKey, OUTER_IPV4_LEN, OUTER_TTL, UDP_HEADER_LEN, source_port,
+use clusterwire_common::{
+    drop::DropReason,
+    geneve::{
+        GENEVE_DEFAULT_PORT, GENEVE_ENCAP_OVERHEAD, GENEVE_HEADER_LEN, GENEVE_PROTO_TEB,
+        GeneveMode, GeneveRoute, GeneveRouteKey, OUTER_IPV4_LEN, OUTER_TTL, flow_hash, source_port,
+    },
+    stats::Event,
 };
 
 use super::CW_GENEVE_ROUTES;
-use clusterwire_common::{drop::DropReason, stats::Event};
+use crate::{
+    config,
+    parse::{
+        self, ETH_HLEN, ETH_P_IP, ETH_TYPE_OFF, IPPROTO_TCP, IPPROTO_UDP, IPV4_DST_OFF,
+        IPV4_FRAG_OFF, IPV4_FRAGMENT_MASK, IPV4_MIN_HLEN, IPV4_PROTO_OFF, IPV4_SRC_OFF,
+        IPV4_TOT_LEN_OFF, UDP_HLEN, Window,
+    },
+    stats,
+};
 
-use crate::{config, parse, stats};
-
-const ETH_P_IPV4: u16 = 0x0800;
-const IPPROTO_UDP: u8 = 17;
 /// Ethernet + the fixed part of the inner IPv4 header: what must be readable to route.
-const ROUTE_LOOKUP_LEN: usize = ETH_HEADER_LEN + 20;
+const ROUTE_LOOKUP_LEN: usize = ETH_HLEN + IPV4_MIN_HLEN;
 /// `bpf_skb_adjust_room` flags: outer IPv4 + UDP tunnel with an inner Ethernet header, so the
 /// kernel sets the inner header offsets, `ETH_P_TEB` and `SKB_GSO_UDP_TUNNEL` (GSO keeps working).
 const ENCAP_FLAGS: u64 = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 as u64
     | BPF_F_ADJ_ROOM_ENCAP_L4_UDP as u64
     | BPF_F_ADJ_ROOM_ENCAP_L2_ETH as u64
-    | ((ETH_HEADER_LEN as u64) << BPF_ADJ_ROOM_ENCAP_L2_SHIFT);
+    | ((ETH_HLEN as u64) << BPF_ADJ_ROOM_ENCAP_L2_SHIFT);
+/// `bpf_skb_adjust_room` error for an skb that is already encapsulated (`skb->encapsulation`).
+const EALREADY: i64 = 114;
+/// Bytes the encapsulation adds, as `bpf_skb_adjust_room` and `bpf_check_mtu` take them.
+#[expect(clippy::cast_possible_wrap, reason = "50 bytes")]
+const GROWTH: i32 = GENEVE_ENCAP_OVERHEAD as i32;
 
-/// Tunnels the packet if its IPv4 destination has a route; `TC_ACT_OK` untouched otherwise.
+/// What encapsulation needs from the inner frame.
+#[derive(Clone, Copy)]
+struct Inner {
+    /// TOS, copied to the outer header.
+    tos: u8,
+    /// IPv4 protocol.
+    proto: u8,
+    /// IPv4 header length.
+    ihl: usize,
+    /// Flags and fragment offset, host order.
+    frag: u16,
+    /// Source, raw.
+    src: u32,
+    /// Destination, raw.
+    dst: u32,
+}
+
+/// Tunnels the packet if its IPv4 destination has a route; `TC_ACT_UNSPEC` (not ours: the next
+/// program on the hook decides) untouched otherwise.
 #[inline(always)]
 pub(super) fn try_encap(ctx: &TcContext) -> Result<i32, DropReason> {
-    let Some(data) = parse::at(ctx, 0, ROUTE_LOOKUP_LEN) else {
-        return Ok(TC_ACT_OK as i32);
+    let Some(w) = Window::<ROUTE_LOOKUP_LEN>::get(ctx, 0) else {
+        return Ok(TC_ACT_UNSPEC);
     };
-    // SAFETY: `at` checked that ROUTE_LOOKUP_LEN bytes from `data` are in the packet.
-    let (ethertype, version_ihl, tos, daddr) = unsafe {
-        (
-            u16::from_be_bytes(*((data + 12) as *const [u8; 2])),
-            *((data + ETH_HEADER_LEN) as *const u8),
-            *((data + ETH_HEADER_LEN + 1) as *const u8),
-            *((data + ETH_HEADER_LEN + 16) as *const [u8; 4]),
-        )
-    };
-    if ethertype != ETH_P_IPV4 || version_ihl >> 4 != 4 || version_ihl & 0x0f < 5 {
-        return Ok(TC_ACT_OK as i32);
+    let vihl = w.read::<u8, ETH_HLEN>();
+    if w.be16::<ETH_TYPE_OFF>() != ETH_P_IP || vihl >> 4 != 4 || vihl & 0x0f < 5 {
+        return Ok(TC_ACT_UNSPEC);
     }
-    let key = Key::new(32, GeneveRouteKey { addr_be: daddr });
+    let inner = Inner {
+        tos: w.read::<u8, { ETH_HLEN + 1 }>(),
+        proto: w.read::<u8, { ETH_HLEN + IPV4_PROTO_OFF }>(),
+        ihl: usize::from(vihl & 0x0f) * 4,
+        frag: w.be16::<{ ETH_HLEN + IPV4_FRAG_OFF }>(),
+        src: w.read::<u32, { ETH_HLEN + IPV4_SRC_OFF }>(),
+        dst: w.read::<u32, { ETH_HLEN + IPV4_DST_OFF }>(),
+    };
+    let tot_len = w.be16::<{ ETH_HLEN + IPV4_TOT_LEN_OFF }>();
+    let key = Key::new(
+        32,
+        GeneveRouteKey {
+            addr_be: inner.dst.to_ne_bytes(),
+        },
+    );
     let Some(route) = CW_GENEVE_ROUTES.get(&key) else {
-        return Ok(TC_ACT_OK as i32);
+        return Ok(TC_ACT_UNSPEC);
     };
     let route = *route;
+    // Total length 0 is valid only as BIG TCP, by the rule the NAT applies too (`parse`).
+    if tot_len == 0 && !parse::big_tcp_ok(ctx, inner.proto) {
+        return Err(DropReason::Ipv4Malformed);
+    }
     match GeneveMode::from_u8(route.mode) {
         Some(GeneveMode::Redirect) => {
-            let action = redirect(ctx, &route, tos)?;
+            let action = redirect(ctx, &route, inner.tos)?;
             stats::event(Event::GeneveRedirect);
             Ok(action)
         }
         Some(GeneveMode::Native) => {
-            let action = native(ctx, &route, tos)?;
+            let action = native(ctx, &route, &inner)?;
             stats::event(Event::GeneveEncap);
             Ok(action)
         }
@@ -112,36 +152,88 @@ fn redirect(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropRe
     Ok(action)
 }
 
+/// The flow hash behind the outer UDP source port: `skb->hash` when the stack already computed
+/// it (free to read; never recomputed with `bpf_get_hash_recalc`), else a cheap hash of the
+/// inner 5-tuple (ports 0 for fragments and protocols without ports).
+#[inline(always)]
+fn flow(ctx: &TcContext, inner: &Inner) -> u32 {
+    let hash = parse::skb_hash(ctx);
+    if hash != 0 {
+        return hash;
+    }
+    let ports = if matches!(inner.proto, IPPROTO_TCP | IPPROTO_UDP)
+        && inner.frag & IPV4_FRAGMENT_MASK == 0
+    {
+        parse::load::<u32>(ctx, ETH_HLEN + inner.ihl).unwrap_or(0)
+    } else {
+        0
+    };
+    flow_hash(inner.src, inner.dst, inner.proto, ports)
+}
+
+/// Whether the frame, grown by the encapsulation, fits the MTU of the device it leaves by
+/// (`ifindex`, 0: this one). GSO packets are not checked: they are segmented to fit.
+#[inline(always)]
+fn fits_mtu(ctx: &TcContext, ifindex: u32) -> bool {
+    let mut mtu_len = 0u32;
+    // SAFETY: plain helper call on our own context; `mtu_len` is a live local.
+    let ret = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ifindex, &raw mut mtu_len, GROWTH, 0) };
+    ret == i64::from(BPF_MTU_CHK_RET_SUCCESS)
+}
+
+/// Opens the room for the encapsulation. UDP GSO packets (`UDP_SEGMENT`, forwarded UDP GRO)
+/// keep their segment size (`BPF_F_ADJ_ROOM_FIXED_GSO`: gso_size delimits the datagrams; the
+/// only way the kernel accepts them); TCP GSO packets get their MSS lowered by the kernel.
+/// An skb the stack already encapsulated cannot take the encap flags: without GSO it gets a
+/// plain room (the headers are ours to write anyway); with GSO it cannot be segmented
+/// correctly any more, so it is a counted drop rather than a black hole or a leak.
+#[inline(always)]
+fn open_room(ctx: &TcContext, inner: &Inner, gso: bool) -> Result<(), DropReason> {
+    let flags = if gso && inner.proto == IPPROTO_UDP {
+        ENCAP_FLAGS | BPF_F_ADJ_ROOM_FIXED_GSO as u64
+    } else {
+        ENCAP_FLAGS
+    };
+    match ctx.adjust_room(GROWTH, BPF_ADJ_ROOM_MAC, flags) {
+        Ok(()) => Ok(()),
+        Err(_) if gso => Err(DropReason::GeneveGsoUnsupported),
+        Err(e) if e == -EALREADY => ctx
+            .adjust_room(GROWTH, BPF_ADJ_ROOM_MAC, 0)
+            .map_err(|_| DropReason::GeneveEncapFailed),
+        Err(_) => Err(DropReason::GeneveEncapFailed),
+    }
+}
+
 /// Native mode: inserts outer IPv4 + UDP + Geneve + inner Ethernet after the (kept) outer
 /// Ethernet header, then sends the packet on through the neighbour table or the current device.
 #[inline(always)]
-fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReason> {
-    // Flow hash of the inner packet, before it is wrapped (the kernel caches it in the skb).
-    // SAFETY: plain helper call on our own context.
-    let hash = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
+fn native(ctx: &TcContext, route: &GeneveRoute, inner: &Inner) -> Result<i32, DropReason> {
     let config = config::get();
     // Without this node's address the outer source would be 0.0.0.0: refuse, visibly.
     if config.local_ipv4_be == 0 {
         return Err(DropReason::GeneveEncapFailed);
     }
+    let gso = parse::gso_size(ctx) != 0;
+    if !gso && !fits_mtu(ctx, route.ifindex) {
+        return Err(DropReason::GeneveMtuExceeded);
+    }
+    // Before the packet is wrapped: the inner flow's hash.
+    let hash = flow(ctx, inner);
+    open_room(ctx, inner, gso)?;
 
-    #[expect(clippy::cast_possible_wrap, reason = "50 bytes")]
-    ctx.adjust_room(GENEVE_ENCAP_OVERHEAD as i32, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS)
-        .map_err(|_| DropReason::GeneveEncapFailed)?;
-
-    // adjust_room invalidated every packet pointer: derive them again.
-    let Some(data) = parse::at(ctx, 0, ETH_HEADER_LEN + GENEVE_ENCAP_OVERHEAD) else {
+    // adjust_room invalidated every packet pointer: take a new window.
+    let Some(w) = Window::<{ ETH_HLEN + GENEVE_ENCAP_OVERHEAD }>::get(ctx, 0) else {
         return Err(DropReason::GeneveEncapFailed);
     };
     let skb_len = ctx.len() as usize;
-    let ip_len = length_field(skb_len - ETH_HEADER_LEN);
-    let udp_len = length_field(skb_len - ETH_HEADER_LEN - OUTER_IPV4_LEN);
+    let ip_len = length_field(skb_len - ETH_HLEN);
+    let udp_len = length_field(skb_len - ETH_HLEN - OUTER_IPV4_LEN);
 
     let src = config.local_ipv4_be.to_ne_bytes();
     let dst = route.remote_ipv4_be;
     let mut ip = [
         0x45,
-        tos,
+        inner.tos,
         ip_len[0],
         ip_len[1],
         0,
@@ -175,25 +267,21 @@ fn native(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropReas
     let proto = GENEVE_PROTO_TEB.to_be_bytes();
     let geneve = [0, 0, proto[0], proto[1], vni[1], vni[2], vni[3], 0];
 
-    let ip_at = data + ETH_HEADER_LEN;
-    let udp_at = ip_at + OUTER_IPV4_LEN;
-    let geneve_at = udp_at + UDP_HEADER_LEN;
-    let inner_eth_at = data + GENEVE_ENCAP_OVERHEAD;
-    // SAFETY: `at` checked that ETH_HEADER_LEN + GENEVE_ENCAP_OVERHEAD bytes from `data` are
-    // in the packet; every write below ends at or before that bound.
-    unsafe {
-        // The original Ethernet header is still at the front: it becomes the inner one too.
-        super::copy_eth_header(data, inner_eth_at);
-        if route.inner_dst_mac != [0; 6] {
-            core::ptr::write_unaligned(inner_eth_at as *mut [u8; 6], route.inner_dst_mac);
-        }
-        core::ptr::write_unaligned(ip_at as *mut [u8; OUTER_IPV4_LEN], ip);
-        core::ptr::write_unaligned(udp_at as *mut [u8; UDP_HEADER_LEN], udp);
-        core::ptr::write_unaligned(geneve_at as *mut [u8; 8], geneve);
+    const IP_AT: usize = ETH_HLEN;
+    const UDP_AT: usize = IP_AT + OUTER_IPV4_LEN;
+    const GENEVE_AT: usize = UDP_AT + UDP_HLEN;
+    const INNER_ETH_AT: usize = GENEVE_AT + GENEVE_HEADER_LEN;
+    // The original Ethernet header is still at the front: it becomes the inner one too.
+    super::copy_eth_header(w.sub::<ETH_HLEN, 0>(), w.sub::<ETH_HLEN, INNER_ETH_AT>());
+    if route.inner_dst_mac != [0; 6] {
+        w.write::<[u8; 6], INNER_ETH_AT>(route.inner_dst_mac);
     }
+    w.write::<[u8; OUTER_IPV4_LEN], IP_AT>(ip);
+    w.write::<[u8; UDP_HLEN], UDP_AT>(udp);
+    w.write::<[u8; GENEVE_HEADER_LEN], GENEVE_AT>(geneve);
 
     if route.ifindex == 0 {
-        return Ok(TC_ACT_OK as i32);
+        return Ok(TC_ACT_OK);
     }
     // SAFETY: plain helper call; no parameters, so the kernel does the FIB and neighbour lookup
     // of the outer destination and writes the outer Ethernet header.

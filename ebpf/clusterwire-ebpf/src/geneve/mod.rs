@@ -17,8 +17,27 @@
 //!   `BPF_F_ZERO_CSUM_TX`): a real one would cover an inner payload whose own checksum may still
 //!   be pending (`CHECKSUM_PARTIAL`) and would break GSO. The outer IPv4 header checksum is
 //!   computed here; DF set, ID 0, TTL 64, TOS copied from the inner header.
-//! - UDP source port: the kernel's flow hash of the inner packet (`bpf_get_hash_recalc`, cached
-//!   in the skb when already known), folded into 49152..=65535.
+//! - UDP source port: `skb->hash` when the stack already computed it (read, never recomputed:
+//!   `bpf_get_hash_recalc` costs a flow dissection per packet), else a cheap multiply-xorshift
+//!   hash of the inner 5-tuple (`clusterwire_common::geneve::flow_hash`), folded into
+//!   49152..=65535.
+//! - MTU: a non-GSO packet whose encapsulated size exceeds the MTU of the device it leaves by
+//!   (`bpf_check_mtu`, the route's egress device or this one) is dropped as
+//!   `GeneveMtuExceeded` (routes towards the tunnel carry the tunnel MTU, so senders get
+//!   frag-needed from the kernel before this). GSO packets are segmented to fit.
+//! - GSO: TCP GSO is encapsulated once and segmented later (the kernel lowers gso_size by 50).
+//!   UDP GSO (`UDP_SEGMENT`, forwarded UDP GRO) needs `BPF_F_ADJ_ROOM_FIXED_GSO` (gso_size
+//!   delimits the datagrams; the kernel refuses UDP GSO without it, on 6.1 as on 6.18): each
+//!   datagram becomes one Geneve packet 50 bytes longer. An skb the stack already encapsulated
+//!   (`skb->encapsulation`: the kernel refuses the encap flags with `EALREADY`) gets a plain
+//!   room when it is not GSO; as a GSO packet it cannot be segmented correctly any more and is
+//!   dropped as `GeneveGsoUnsupported` (counted, never sent unencapsulated).
+//! - BIG TCP: an inner IPv4 total length of 0 is accepted only on a GSO TCP skb, the rule the
+//!   NAT applies (`parse`); anything else with total length 0 is `Ipv4Malformed` in both. The
+//!   outer length fields of a super-packet above 64 KiB are 0 (GSO writes each segment's).
+//! - Verdicts: what is not ours (not IPv4, no route, not Geneve to us) is `TC_ACT_UNSPEC`, so
+//!   the next program on the hook (a CNI's) runs; what we encapsulated or decapsulated in place
+//!   is `TC_ACT_OK`; redirects stay redirects; drops are `TC_ACT_SHOT` with a counted reason.
 //! - Decapsulation puts the inner Ethernet header in front and removes everything between
 //!   (`bpf_skb_adjust_room(-n, BPF_ADJ_ROOM_MAC)`), so the result is exactly the inner frame. Its
 //!   action comes from the peer entry: `TC_ACT_OK` (continue up this device's stack; inner IPv4
@@ -29,8 +48,7 @@
 //!   not a fragment (the stack reassembles those; our peers send DF). Then version != 0, OAM or
 //!   critical-option packets, a protocol other than 0x6558, or truncation are `GeneveMalformed`;
 //!   an unknown (peer, VNI) is `GeneveUnknownPeer` or `GeneveUnknownVni`.
-//! - Limits: no MTU check on encapsulation (routes towards the tunnel carry the tunnel MTU); a
-//!   GSO aggregate decapsulated here keeps `skb->encapsulation` and `SKB_GSO_UDP_TUNNEL`
+//! - Limits: a GSO aggregate decapsulated here keeps `skb->encapsulation` and `SKB_GSO_UDP_TUNNEL`
 //!   (only `BPF_F_ADJ_ROOM_DECAP_L4_UDP`, newer than our kernels, clears them): fine for local
 //!   delivery and veth forwarding, a risk if it is forwarded to a device that segments in
 //!   software. Such aggregates only arise when encapsulator and decapsulator share a host.
@@ -43,7 +61,10 @@ use clusterwire_common::geneve::{
     GENEVE_PEERS_MAX, GENEVE_ROUTES_MAX, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
 };
 
-use crate::drop;
+use crate::{
+    drop,
+    parse::{ETH_HLEN, Window},
+};
 
 mod decap;
 mod encap;
@@ -60,7 +81,7 @@ static CW_GENEVE_PEERS: HashMap<GenevePeerKey, GenevePeer, { GENEVE_PEERS_MAX as
     HashMap::new();
 
 /// TC egress (pods' traffic leaving the node, or the gateway's traffic to a node): tunnels
-/// IPv4 packets to routed destinations; everything else passes untouched.
+/// IPv4 packets to routed destinations; everything else continues untouched (`TC_ACT_UNSPEC`).
 #[classifier]
 pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
     match encap::try_encap(&ctx) {
@@ -70,7 +91,8 @@ pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
 }
 
 /// TC ingress: decapsulates Geneve from known peers to this node's address and port; other
-/// packets to the Geneve port are dropped and counted; everything else passes untouched.
+/// packets to the Geneve port are dropped and counted; everything else continues untouched
+/// (`TC_ACT_UNSPEC`).
 #[classifier]
 pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
     match decap::try_decap(&ctx) {
@@ -79,20 +101,14 @@ pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
     }
 }
 
-/// Copies an Ethernet header (14 bytes) between two packet locations with scalar loads and
-/// stores: a `[u8; 14]` copy compiles to a call to a byte-wise `memmove` subprogram.
-///
-/// # Safety
-/// `src..src + 14` and `dst..dst + 14` must have been bounds-checked against `data_end`.
+/// Copies an Ethernet header between two packet windows with scalar loads and stores: a
+/// `[u8; 14]` copy compiles to a call to a byte-wise `memmove` subprogram.
 #[inline(always)]
-unsafe fn copy_eth_header(src: usize, dst: usize) {
-    // SAFETY: the caller checked both 14-byte ranges; unaligned accesses are allowed.
-    unsafe {
-        let a = core::ptr::read_unaligned(src as *const u64);
-        let b = core::ptr::read_unaligned((src + 8) as *const u32);
-        let c = core::ptr::read_unaligned((src + 12) as *const u16);
-        core::ptr::write_unaligned(dst as *mut u64, a);
-        core::ptr::write_unaligned((dst + 8) as *mut u32, b);
-        core::ptr::write_unaligned((dst + 12) as *mut u16, c);
-    }
+fn copy_eth_header(src: Window<ETH_HLEN>, dst: Window<ETH_HLEN>) {
+    let a = src.read::<u64, 0>();
+    let b = src.read::<u32, 8>();
+    let c = src.read::<u16, 12>();
+    dst.write::<u64, 0>(a);
+    dst.write::<u32, 8>(b);
+    dst.write::<u16, 12>(c);
 }
