@@ -1,9 +1,10 @@
-//! `cwctl`: clusterwire's command-line tool. In wave 1 it has one command, `selfcheck`, the
-//! datapath self-check that `cargo xtask selfcheck` runs as the project's main job until the
-//! local two-cluster lab exists.
+//! `cwctl`: clusterwire's command-line tool: `selfcheck` (the datapath self-check that
+//! `cargo xtask selfcheck` runs) and `dataplane` (the instances pinned on this host).
 #![forbid(unsafe_code)]
 
+mod dataplane;
 mod selfcheck;
+mod translate;
 
 use clap::{Parser, Subcommand};
 
@@ -18,10 +19,13 @@ struct Cli {
 enum Command {
     /// Check that this machine can run clusterwire's data plane, and say how it would run it.
     Selfcheck(selfcheck::Args),
+    /// The datapath instances pinned on this host: list, destroy, kernel features.
+    Dataplane(dataplane::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Selfcheck(args) => selfcheck::run(&args.try_into()?),
+        Command::Dataplane(args) => dataplane::run(&args),
     }
 }

@@ -68,6 +68,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     check_kernel()?;
     let mut probe = run_probe(config.packets)?;
     check_datapath()?;
+    crate::translate::check()?;
+    report_features();
     pin_and_dump(&mut probe, config)?;
     report_links()?;
     println!("selfcheck       ok");
@@ -136,6 +138,22 @@ fn check_datapath() -> anyhow::Result<()> {
     programs.sort_unstable();
     println!("datapath        verifier accepted {}", programs.join(", "));
     Ok(())
+}
+
+/// The kernel features the datapath uses that this kernel lacks.
+fn report_features() {
+    let missing = clusterwire_dataplane::features::missing();
+    if missing.is_empty() {
+        println!(
+            "kernel features all present (TCX, bpf_check_mtu, encap flags, 44-byte tunnel key)"
+        );
+    }
+    for f in missing {
+        println!(
+            "kernel features MISSING {} (since {}.{}): {}",
+            f.name, f.since.0, f.since.1, f.used_for
+        );
+    }
 }
 
 /// Pins the probe's counters and shows them through bpftool, as an operator would.

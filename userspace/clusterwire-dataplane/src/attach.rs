@@ -160,7 +160,8 @@ pub struct Attachment {
     pub pin: PathBuf,
 }
 
-pub(crate) const fn direction_name(direction: TcAttachType) -> &'static str {
+/// `ingress` / `egress`.
+pub const fn direction_name(direction: TcAttachType) -> &'static str {
     match direction {
         TcAttachType::Ingress => "ingress",
         TcAttachType::Egress => "egress",
