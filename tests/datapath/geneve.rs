@@ -15,7 +15,7 @@ use clusterwire_common::{
     stats::Event,
 };
 use clusterwire_dataplane::geneve::GeneveMaps;
-use clusterwire_tests::harness::{Harness, first_difference};
+use clusterwire_tests::harness::{Harness, SkbIn, first_difference};
 
 mod decap;
 mod encap;
@@ -51,6 +51,10 @@ impl Host {
 
     fn encap(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
         self.harness.run(GENEVE_ENCAP_PROGRAM, input)
+    }
+
+    fn encap_with(&mut self, input: &[u8], skb: &SkbIn) -> (u32, Vec<u8>) {
+        self.harness.run_with(GENEVE_ENCAP_PROGRAM, input, skb)
     }
 
     fn decap(&mut self, input: &[u8]) -> (u32, Vec<u8>) {

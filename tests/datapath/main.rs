@@ -1,5 +1,6 @@
 //! Datapath tier: our eBPF programs run through `BPF_PROG_TEST_RUN` (aya `TestRun`). Needs root.
 
+mod bigtcp;
 mod fixture;
 mod geneve;
 mod icmp;

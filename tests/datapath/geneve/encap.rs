@@ -12,9 +12,12 @@ use super::{
     GATEWAY_IP, Host, NODE_IP, PORT, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC,
     assert_frame_eq, frames,
 };
+use clusterwire_common::geneve::{flow_hash, source_port};
 use clusterwire_tests::{
     csum::{checksum, verify_ipv4},
-    packet::{self, Ipv4},
+    harness::SkbIn,
+    netns::NetNs,
+    packet::{self, Ipv4, Tcp, tcp_flags},
 };
 
 /// Remote pods (the prefix the node tunnels to the gateway).
@@ -284,4 +287,125 @@ fn everything_not_routed_passes_byte_identical() {
         "nothing was encapsulated"
     );
     assert_eq!(node.all_drops(), 0, "nothing was dropped");
+}
+
+/// The source port the encapsulation must pick for an skb without a hash: the documented cheap
+/// hash of the inner 5-tuple (raw words, as loaded from the packet).
+fn expected_sport(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ports: Option<(u16, u16)>) -> u16 {
+    let raw = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let ports = ports.map_or(0, |(s, d)| {
+        let (s, d) = (s.to_be_bytes(), d.to_be_bytes());
+        u32::from_ne_bytes([s[0], s[1], d[0], d[1]])
+    });
+    source_port(flow_hash(raw(src), raw(dst), proto, ports))
+}
+
+/// `test_run` skbs carry no hash (`skb->hash` 0), so the port must come from the inner 5-tuple,
+/// deterministically (not from a randomly seeded `bpf_get_hash_recalc`), in the ephemeral range,
+/// the same for a flow and different across flows.
+#[test]
+fn source_port_without_skb_hash_is_the_inner_5_tuple_hash() {
+    let mut node = node(None);
+    let mut ports = BTreeSet::new();
+    for sport in [40000u16, 40001, 40002, 51234] {
+        let (action, out) = node.encap(&pod_frame(sport));
+        assert_eq!(action, TC_ACT_OK);
+        let want = expected_sport(LOCAL_POD, REMOTE_POD, 17, Some((sport, 5201)));
+        assert_eq!(sport_of(&out), want, "UDP flow from port {sport}");
+        assert!((49152..=65535).contains(&want));
+        ports.insert(want);
+    }
+    assert_eq!(ports.len(), 4, "four flows, four source ports: {ports:?}");
+    // TCP: ports are part of the flow too.
+    let seg = Tcp::new(43210, 443, tcp_flags::ACK).payload(b"tcp");
+    let tcp = frames::ethernet(
+        frames::PEER_MAC,
+        frames::POD_MAC,
+        0x0800,
+        &Ipv4::new(LOCAL_POD, REMOTE_POD, 6).build(&seg.build(LOCAL_POD, REMOTE_POD)),
+    );
+    let (_, out) = node.encap(&tcp);
+    assert_eq!(
+        sport_of(&out),
+        expected_sport(LOCAL_POD, REMOTE_POD, 6, Some((43210, 443)))
+    );
+    // A later fragment has no ports: addresses and protocol only.
+    let later = frames::ethernet(
+        frames::PEER_MAC,
+        frames::POD_MAC,
+        0x0800,
+        &Ipv4::new(LOCAL_POD, REMOTE_POD, 17)
+            .fragment(false, 8)
+            .build(&[0xab; 24]),
+    );
+    let (_, out) = node.encap(&later);
+    assert_eq!(
+        sport_of(&out),
+        expected_sport(LOCAL_POD, REMOTE_POD, 17, None)
+    );
+}
+
+/// A pod frame whose IPv4 datagram is `ip_len` bytes long.
+fn frame_of_ip_len(ip_len: usize) -> Vec<u8> {
+    let payload = vec![0x42; ip_len - 28];
+    let l4 = packet::udp(LOCAL_POD, REMOTE_POD, 40100, 5201, &payload, true);
+    frames::ethernet(
+        frames::PEER_MAC,
+        frames::POD_MAC,
+        0x0800,
+        &Ipv4::new(LOCAL_POD, REMOTE_POD, 17).build(&l4),
+    )
+}
+
+/// `bpf_check_mtu` at encapsulation: in a namespace whose loopback (the device `test_run` puts
+/// the skb on, and the route's egress device 1) has MTU 1400, a datagram of 1350 bytes becomes
+/// an outer packet of exactly 1400 and goes; one byte more is a counted `GeneveMtuExceeded`.
+#[test]
+fn encapsulation_beyond_the_device_mtu_is_a_counted_drop() {
+    let ns = NetNs::new("mtu");
+    ns.ip(&["link", "set", "lo", "mtu", "1400"]);
+    for egress in [None, NonZeroU32::new(1)] {
+        let mut node = node(egress);
+        let (fits, too_big) = ns.enter(|| {
+            (
+                node.encap(&frame_of_ip_len(1350)),
+                node.encap(&frame_of_ip_len(1351)),
+            )
+        });
+        let what = format!("egress {egress:?}");
+        let ok = if egress.is_some() {
+            TC_ACT_REDIRECT
+        } else {
+            TC_ACT_OK
+        };
+        assert_eq!(fits.0, ok, "{what}: 1400 bytes fit the MTU");
+        assert_eq!(fits.1.len() - 14, 1400, "{what}: outer packet size");
+        assert_eq!(too_big.0, TC_ACT_SHOT, "{what}: 1401 bytes do not fit");
+        assert_eq!(node.drops(DropReason::GeneveMtuExceeded), 1, "{what}");
+        assert_eq!(node.events(Event::GeneveEncap), 1, "{what}");
+    }
+}
+
+/// A GSO packet is not MTU-checked (it is segmented to fit). `test_run` can mark an skb GSO
+/// (`gso_size`) but not give it a GSO type, and `bpf_skb_adjust_room` refuses GSO skbs of a type
+/// it cannot encapsulate: that refusal must be its own counted reason, never a silent pass.
+#[test]
+fn gso_packets_skip_the_mtu_check_and_a_refused_gso_type_is_counted() {
+    let ns = NetNs::new("gso");
+    ns.ip(&["link", "set", "lo", "mtu", "1400"]);
+    let mut node = node(None);
+    let gso = SkbIn {
+        gso_size: 1000,
+        gso_segs: 3,
+        ..SkbIn::default()
+    };
+    let (action, _) = ns.enter(|| node.encap_with(&frame_of_ip_len(2900), &gso));
+    assert_eq!(action, TC_ACT_SHOT);
+    assert_eq!(
+        node.drops(DropReason::GeneveMtuExceeded),
+        0,
+        "not MTU-checked"
+    );
+    assert_eq!(node.drops(DropReason::GeneveGsoUnsupported), 1);
+    assert_eq!(node.drops(DropReason::GeneveEncapFailed), 0);
 }
