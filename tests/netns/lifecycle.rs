@@ -404,3 +404,78 @@ fn a_cni_program_after_ours_still_sees_the_traffic_we_do_not_own() {
         );
     }
 }
+
+#[test]
+fn devices_instances_and_locks_are_checked_with_clear_errors() {
+    use clusterwire_dataplane::{AttachMode, DeviceKind, Hook, InstanceError, InstanceSpec, Role};
+    let pins = PinRoot::new("errors");
+    let ns = NetNs::new("err");
+    ns.ip(&["tuntap", "add", "dev", "wg0", "mode", "tun"]);
+    ns.ip(&["link", "set", "wg0", "up"]);
+    let peer = NetNs::new("peer");
+    veth_pair(&ns, "eth0", &peer, "eth0");
+    ns.enter(|| {
+        let spec = InstanceSpec {
+            pin_root: pins.0.clone(),
+            attach_mode: AttachMode::Tcx,
+            ..InstanceSpec::gateway("gw", 3, "wg0")
+        };
+        let mut gw = Instance::open(spec.clone()).expect("open a gateway on a TUN device");
+        assert!(gw.datapath().config().l3_device(), "TUN means L3 parsing");
+        gw.attach(Hook::TunnelNat, "wg0")
+            .expect("NAT on the L3 tunnel");
+        match gw.attach(Hook::GeneveEncap, "wg0") {
+            Err(InstanceError::DeviceKind {
+                found, expected, ..
+            }) => assert_eq!((found, expected), (DeviceKind::L3, DeviceKind::Ethernet)),
+            other => panic!("Geneve on a TUN device: {other:?}"),
+        }
+        gw.attach(Hook::GeneveDecap, "eth0")
+            .expect("decap on Ethernet");
+        match gw.attach(Hook::TunnelNat, "nosuchdev") {
+            Err(InstanceError::NoDevice(d)) => assert_eq!(d, "nosuchdev"),
+            other => panic!("missing device: {other:?}"),
+        }
+        // One writer per instance.
+        match Instance::open(spec.clone()) {
+            Err(InstanceError::Locked { holder, .. }) => {
+                assert_eq!(holder, std::process::id(), "the holder is named");
+            }
+            other => panic!("second writer: {other:?}"),
+        }
+        drop(gw);
+        // Same name, another role or peer: refused, naming both.
+        let node = InstanceSpec {
+            pin_root: pins.0.clone(),
+            ..InstanceSpec::node("gw")
+        };
+        match Instance::open(node) {
+            Err(e @ InstanceError::IdentityMismatch { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("gateway for peer 3") && text.contains("node"),
+                    "{text}"
+                );
+            }
+            other => panic!("role mismatch: {other:?}"),
+        }
+        let adopted = Instance::open(spec).expect("adopt");
+        assert!(adopted.adopted());
+        assert_eq!(
+            adopted.attachments().len(),
+            3,
+            "{:?}",
+            adopted.attachments()
+        );
+        adopted.destroy().expect("destroy");
+        // A node instance is sized for its role: no NAT map pinned.
+        let node = Instance::open(InstanceSpec {
+            pin_root: pins.0.clone(),
+            ..InstanceSpec::node("node")
+        })
+        .expect("node");
+        assert_eq!(node.spec().role, Role::Node);
+        assert!(!pins.0.join("node/CW_REMAP_DST").exists());
+        assert!(pins.0.join("node/CW_GENEVE_ROUTES").exists());
+    });
+}

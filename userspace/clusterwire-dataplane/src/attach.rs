@@ -64,25 +64,22 @@ impl fmt::Display for DeviceKind {
     }
 }
 
-/// The interface index and kind of `device` in the calling thread's network namespace.
+/// The interface index and kind of `device` in the calling thread's network namespace (asked
+/// over rtnetlink: sysfs would show the namespace it was mounted in, and `getifaddrs` has no
+/// link-layer entry for devices without a hardware address, such as TUN).
 pub fn device(device: &str) -> Result<(u32, DeviceKind), InstanceError> {
-    let addrs = nix::ifaddrs::getifaddrs().map_err(InstanceError::Devices)?;
-    for addr in addrs {
-        if addr.interface_name != device {
-            continue;
+    match crate::qdisc::link_type(device) {
+        Ok(Some((ifindex, link_type))) => {
+            let kind = match link_type {
+                ARPHRD_ETHER => DeviceKind::Ethernet,
+                ARPHRD_NONE => DeviceKind::L3,
+                other => DeviceKind::Other(other),
+            };
+            Ok((ifindex, kind))
         }
-        let Some(link) = addr.address.as_ref().and_then(|a| a.as_link_addr()) else {
-            continue;
-        };
-        let kind = match link.hatype() {
-            ARPHRD_ETHER => DeviceKind::Ethernet,
-            ARPHRD_NONE => DeviceKind::L3,
-            other => DeviceKind::Other(other),
-        };
-        let ifindex = u32::try_from(link.ifindex()).unwrap_or(0);
-        return Ok((ifindex, kind));
+        Ok(None) => Err(InstanceError::NoDevice(device.to_owned())),
+        Err(source) => Err(InstanceError::Devices(source)),
     }
-    Err(InstanceError::NoDevice(device.to_owned()))
 }
 
 /// A point where an instance's programs run.

@@ -175,9 +175,9 @@ pub enum InstanceError {
     /// A device name that does not exist (in this network namespace).
     #[error("no network device {0:?} in this network namespace")]
     NoDevice(String),
-    /// Reading the device list failed.
-    #[error("listing network devices failed")]
-    Devices(#[source] nix::Error),
+    /// Asking the kernel about a device failed.
+    #[error("reading network device information failed")]
+    Devices(#[source] std::io::Error),
     /// A program attached to a device of the wrong kind.
     #[error(
         "{program} cannot run on {device}: it is {found} but the program expects {expected} frames"

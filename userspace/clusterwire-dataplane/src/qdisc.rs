@@ -1,5 +1,6 @@
-//! The clsact qdisc on kernels without TCX: counting the filters left on it and removing it,
-//! over rtnetlink (in the calling thread's network namespace).
+//! Small rtnetlink exchanges of the attach code, in the calling thread's network namespace: a
+//! device's index and link type, and, on kernels without TCX, counting the filters left on a
+//! clsact qdisc and removing it.
 use futures::TryStreamExt as _;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle};
 
@@ -67,5 +68,26 @@ pub(crate) fn delete_clsact(device: &str) -> std::io::Result<()> {
             minor: 0,
         };
         request.execute().await
+    })
+}
+
+/// The index and `ARPHRD_*` link type of `device`, `None` if there is no such device.
+pub(crate) fn link_type(device: &str) -> std::io::Result<Option<(u32, u16)>> {
+    let name = device.to_owned();
+    with_handle(|handle| async move {
+        let mut links = handle.link().get().match_name(name).execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(Some((
+                link.header.index,
+                u16::from(link.header.link_layer_type),
+            ))),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.raw_code() == -(nix::errno::Errno::ENODEV as i32) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     })
 }
