@@ -5,9 +5,12 @@
 //!   state machine behind `Connection.status`);
 //! - [`snapshot`]: the typed resources one daemon reads, keyed by namespace/name;
 //! - [`manifests`]: the `--manifests DIR` source (load, validate, keep the last good state,
-//!   poll for changes, write statuses).
+//!   poll for changes, write statuses);
+//! - [`desired`]: pure functions from a snapshot to the gateway's and the agent's desired state,
+//!   and the diff helper that turns it into changes.
 #![forbid(unsafe_code)]
 
+pub mod desired;
 pub mod health;
 pub mod manifests;
 pub mod snapshot;
