@@ -7,9 +7,11 @@
 //! - [`manifests`]: the `--manifests DIR` source (load, validate, keep the last good state,
 //!   poll for changes, write statuses);
 //! - [`desired`]: pure functions from a snapshot to the gateway's and the agent's desired state,
-//!   and the diff helper that turns it into changes.
+//!   and the diff helper that turns it into changes;
+//! - [`connection`]: the Connection `gw-<name>` and its status from the health tracker.
 #![forbid(unsafe_code)]
 
+pub mod connection;
 pub mod desired;
 pub mod health;
 pub mod manifests;
