@@ -7,12 +7,12 @@ use std::{
     process::Command,
 };
 
+use aya::maps::MapType;
 use clusterwire_common::{
     drop::DROPS_MAP,
     nat::{IPMAP_EXIT_MAP, REMAP_DST_MAP},
     stats::PEER_STATS_MAP,
 };
-use aya::maps::MapType;
 use clusterwire_dataplane::{
     Datapath, IpMapKind, LoadError, LoadOptions, PIN_ROOT, RemapEntry, RemapKind, Role,
     layout::MapLayout,

@@ -1,6 +1,7 @@
 //! Netns tier: real links and real traffic between network namespaces the tests create. Needs
 //! root. Every namespace is an RAII guard, deleted even when a test panics.
 mod geneve;
+mod gso;
 mod lifecycle;
 mod remap;
 

@@ -42,7 +42,8 @@ crate::counter_slots! {
         /// ethertype but ARP), which the anti-spoofing check cannot judge.
         NonIpv4FromTunnel = 14 => "non_ipv4_from_tunnel",
         /// Geneve: a GSO packet the kernel cannot encapsulate natively (already encapsulated,
-        /// or a GSO type `bpf_skb_adjust_room` refuses); sending it unencapsulated would leak it.
+        /// or a GSO type `bpf_skb_adjust_room` refuses; sending it unencapsulated would leak
+        /// it), or a UDP GSO aggregate that cannot be decapsulated.
         GeneveGsoUnsupported = 15 => "geneve_gso_unsupported",
     }
 }

@@ -16,7 +16,7 @@ use super::CW_GENEVE_PEERS;
 use crate::{
     config,
     parse::{
-        ETH_HLEN, ETH_P_IP, ETH_TYPE_OFF, IPPROTO_UDP, IPV4_DST_OFF, IPV4_FRAG_OFF,
+        self, ETH_HLEN, ETH_P_IP, ETH_TYPE_OFF, IPPROTO_UDP, IPV4_DST_OFF, IPV4_FRAG_OFF,
         IPV4_FRAGMENT_MASK, IPV4_MIN_HLEN, IPV4_PROTO_OFF, IPV4_SRC_OFF, IPV4_TOT_LEN_OFF,
         UDP_HLEN, Window,
     },
@@ -142,8 +142,16 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
         reason = "at most 60 + 8 + 8 + 252 bytes"
     )]
     let strip = inner_at as i32;
-    ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0)
-        .map_err(|_| DropReason::GeneveDecapFailed)?;
+    // A UDP GSO aggregate (encapsulator on the same host, or UDP tunnel GRO) cannot be
+    // stripped: the kernel refuses it without BPF_F_ADJ_ROOM_FIXED_GSO, and with it the result
+    // would keep skb->encapsulation and be segmented as a tunnel again on delivery. Counted.
+    ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0).map_err(|_| {
+        if parse::gso_size(ctx) != 0 {
+            DropReason::GeneveGsoUnsupported
+        } else {
+            DropReason::GeneveDecapFailed
+        }
+    })?;
     // The cached hash was the outer UDP flow's; let the kernel hash the inner flow again.
     // SAFETY: plain helper call on our own context.
     unsafe { bpf_set_hash_invalid(ctx.skb.skb) };

@@ -48,7 +48,10 @@
 //!   not a fragment (the stack reassembles those; our peers send DF). Then version != 0, OAM or
 //!   critical-option packets, a protocol other than 0x6558, or truncation are `GeneveMalformed`;
 //!   an unknown (peer, VNI) is `GeneveUnknownPeer` or `GeneveUnknownVni`.
-//! - Limits: a GSO aggregate decapsulated here keeps `skb->encapsulation` and `SKB_GSO_UDP_TUNNEL`
+//! - Limits: a UDP GSO aggregate arriving encapsulated (encapsulator on the same host without
+//!   a segmenting device in between, or UDP tunnel GRO) is not decapsulated (the kernel refuses
+//!   it; `GeneveGsoUnsupported`); packets from a real wire arrive one datagram each. A TCP GSO
+//!   aggregate decapsulated here keeps `skb->encapsulation` and `SKB_GSO_UDP_TUNNEL`
 //!   (only `BPF_F_ADJ_ROOM_DECAP_L4_UDP`, newer than our kernels, clears them): fine for local
 //!   delivery and veth forwarding, a risk if it is forwarded to a device that segments in
 //!   software. Such aggregates only arise when encapsulator and decapsulator share a host.
