@@ -9,6 +9,36 @@
 //! - [`desired`]: pure functions from a snapshot to the gateway's and the agent's desired state,
 //!   and the diff helper that turns it into changes;
 //! - [`connection`]: the Connection `gw-<name>` and its status from the health tracker.
+//!
+//! A gateway daemon in file mode, in outline (the agent is the same with [`desired::agent`]):
+//!
+//! ```no_run
+//! use clusterwire_api::validation::ManifestValidator;
+//! use clusterwire_fabric::{
+//!     desired::{self, GatewayId, Role},
+//!     manifests::Source,
+//!     snapshot::Key,
+//! };
+//!
+//! let mut source = Source::new("/etc/clusterwire/manifests", ManifestValidator::for_api()?);
+//! let id = GatewayId { role: Role::Client, key: Key::new("liqo-tenant-cl02", "cl02") };
+//! let mut applied_routes = Default::default();
+//! // Every tick of a timer:
+//! if let Some(loaded) = source.poll()? {
+//!     for problem in &loaded.problems {
+//!         eprintln!("skipped: {problem}"); // file, object, field
+//!     }
+//!     match desired::gateway(&loaded.snapshot, &id) {
+//!         Ok(want) => {
+//!             let changes = desired::diff(&applied_routes, &want.node_routes);
+//!             // ... apply changes.remove, changes.add, changes.update to the route map ...
+//!             applied_routes = want.node_routes;
+//!         }
+//!         Err(e) => eprintln!("keeping the applied state: {e}"),
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod connection;

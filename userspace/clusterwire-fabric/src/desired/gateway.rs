@@ -146,6 +146,21 @@ pub struct GatewayDesired {
     pub skipped: Vec<Skipped>,
 }
 
+/// Every gateway of the snapshot: servers then clients, each in key order.
+pub fn gateway_ids(snapshot: &Snapshot) -> Vec<GatewayId> {
+    let ids = |role: Role, keys: Vec<&Key>| {
+        keys.into_iter()
+            .map(move |key| GatewayId {
+                role,
+                key: key.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut all = ids(Role::Server, snapshot.gateway_servers.keys().collect());
+    all.extend(ids(Role::Client, snapshot.gateway_clients.keys().collect()));
+    all
+}
+
 /// What the gateway object says, independent of its role.
 struct GatewayFacts {
     remote: String,

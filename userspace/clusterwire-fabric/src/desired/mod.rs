@@ -23,7 +23,7 @@ pub use agent::{AgentDesired, AgentGateway, AgentRoute, agent};
 pub use diff::{Changes, SetChanges, diff, diff_sets};
 pub use gateway::{
     Endpoint, GatewayDesired, GatewayId, NodeRoute, PERSISTENT_KEEPALIVE_SECS, Role,
-    TUNNEL_INTERFACE, WireGuard, WireGuardPeer, gateway,
+    TUNNEL_INTERFACE, WireGuard, WireGuardPeer, gateway, gateway_ids,
 };
 
 use crate::snapshot::{Key, Kind};

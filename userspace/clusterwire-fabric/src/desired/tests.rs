@@ -154,6 +154,20 @@ fn server_gateway() {
 }
 
 #[test]
+fn every_gateway_of_the_snapshot() {
+    assert_eq!(
+        gateway_ids(&cl01()),
+        [
+            GatewayId {
+                role: Role::Server,
+                key: Key::new("liqo-tenant-cl03", "cl03")
+            },
+            client_id()
+        ]
+    );
+}
+
+#[test]
 fn server_port_defaults_to_51840() {
     let mut snapshot = cl01();
     let key = Key::new("liqo-tenant-cl03", "cl03");

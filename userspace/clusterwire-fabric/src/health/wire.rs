@@ -5,6 +5,10 @@
 //! `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c`-style sequences (Go escapes them for
 //! HTML safety; `serde_json` does not).
 //!
+//! A pong always carries the timestamp in UTC (`Z`); the reference re-marshals the parsed time
+//! and so keeps a sender's `+hh:mm` offset. The instant is the same, which is all the sender
+//! reads from it.
+//!
 //! Decoding is as lenient as Go's `json.Unmarshal` into that struct: field names match
 //! case-insensitively, unknown fields are ignored. Unlike Go, a missing field is an error
 //! rather than a zero value, and a message type other than `PING`/`PONG` is reported (Go's
