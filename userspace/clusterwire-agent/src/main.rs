@@ -1,0 +1,4 @@
+//! clusterwire-agent (in progress).
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,14 @@
+//! What clusterwire's daemons (`clusterwire-gateway`, `clusterwire-agent`) share:
+//! - [`netns`]: entering a named network namespace before anything else runs;
+//! - [`net`]: links, addresses and routes over rtnetlink, routes reconciled by diff and marked
+//!   with clusterwire's route protocol so stale ones are found without a state file;
+//! - [`sysctl`]: per-namespace sysctls;
+//! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint;
+//! - [`logging`]: the tracing subscriber.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod logging;
+pub mod net;
+pub mod netns;
+pub mod sysctl;

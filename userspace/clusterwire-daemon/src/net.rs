@@ -1,0 +1,347 @@
+//! Links, addresses and routes over rtnetlink, in the calling thread's network namespace.
+//!
+//! Routes a daemon owns carry clusterwire's route protocol number ([`ROUTE_PROTOCOL`]), so
+//! [`Net::sync_routes`] finds its own routes in the kernel (no state file) and changes only the
+//! difference: a restarted daemon converges without touching routes that are already right.
+use std::{collections::BTreeMap, net::Ipv4Addr};
+
+use futures::TryStreamExt as _;
+use ipnet::Ipv4Net;
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    packet_route::{
+        AddressFamily,
+        link::{LinkAttribute, LinkMessage},
+        route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol},
+    },
+};
+
+/// Route protocol number marking clusterwire's routes (`ip route show proto 203`).
+pub const ROUTE_PROTOCOL: u8 = 203;
+
+const ENODEV: i32 = 19;
+const EEXIST: i32 = 17;
+const ESRCH: i32 = 3;
+const ENETUNREACH: i32 = 101;
+
+/// A netlink operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {target}: netlink error")]
+pub struct NetError {
+    /// What was being done.
+    pub action: &'static str,
+    /// On what (device name, prefix).
+    pub target: String,
+    /// Why.
+    #[source]
+    pub source: rtnetlink::Error,
+}
+
+fn code(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+/// One route: where a prefix goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Output device.
+    pub oif: u32,
+    /// Next hop, if not directly connected.
+    pub via: Option<Ipv4Addr>,
+    /// Preferred source address.
+    pub src: Option<Ipv4Addr>,
+    /// Path MTU carried by the route (senders get frag-needed above it).
+    pub mtu: Option<u32>,
+}
+
+/// What [`Net::sync_routes`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteReport {
+    /// Routes added.
+    pub added: usize,
+    /// Routes replaced.
+    pub updated: usize,
+    /// Routes removed.
+    pub removed: usize,
+}
+
+/// An rtnetlink connection.
+#[derive(Debug, Clone)]
+pub struct Net {
+    handle: Handle,
+}
+
+impl Net {
+    /// Opens a connection and spawns its driver on the current tokio runtime.
+    pub fn connect() -> std::io::Result<Self> {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    /// The rtnetlink handle (for link kinds this module does not cover).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The index of `name`, `None` if there is no such device.
+    pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetError> {
+        Ok(self.link(name).await?.map(|l| l.header.index))
+    }
+
+    async fn link(&self, name: &str) -> Result<Option<LinkMessage>, NetError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link),
+            Err(e) if code(&e) == Some(ENODEV) => Ok(None),
+            Err(source) => Err(NetError {
+                action: "get link",
+                target: name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The MAC address of `name`.
+    pub async fn link_mac(&self, name: &str) -> Result<Option<[u8; 6]>, NetError> {
+        Ok(self.link(name).await?.and_then(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Address(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                _ => None,
+            })
+        }))
+    }
+
+    /// Creates the veth pair `name`/`peer` if `name` does not exist; returns `name`'s index.
+    pub async fn ensure_veth(&self, name: &str, peer: &str) -> Result<u32, NetError> {
+        if let Some(index) = self.link_index(name).await? {
+            return Ok(index);
+        }
+        let err = |source| NetError {
+            action: "create veth",
+            target: name.to_owned(),
+            source,
+        };
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, peer).build())
+            .execute()
+            .await
+            .map_err(err)?;
+        self.link_index(name).await?.ok_or_else(|| NetError {
+            action: "find created veth",
+            target: name.to_owned(),
+            source: rtnetlink::Error::RequestFailed,
+        })
+    }
+
+    /// Sets the MTU (if given) and brings the device up.
+    pub async fn set_up(&self, name: &str, mtu: Option<u32>) -> Result<(), NetError> {
+        let mut message = LinkUnspec::new_with_name(name).up();
+        if let Some(mtu) = mtu {
+            message = message.mtu(mtu);
+        }
+        self.handle
+            .link()
+            .set(message.build())
+            .execute()
+            .await
+            .map_err(|source| NetError {
+                action: "set link up",
+                target: name.to_owned(),
+                source,
+            })
+    }
+
+    /// Deletes the device `name` if it exists.
+    pub async fn delete_link(&self, name: &str) -> Result<(), NetError> {
+        if let Some(index) = self.link_index(name).await? {
+            match self.handle.link().del(index).execute().await {
+                Ok(()) => {}
+                Err(e) if code(&e) == Some(ENODEV) => {}
+                Err(source) => {
+                    return Err(NetError {
+                        action: "delete link",
+                        target: name.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `address` to the device `index` (an address already there is fine).
+    pub async fn ensure_address(&self, index: u32, address: Ipv4Net) -> Result<(), NetError> {
+        match self
+            .handle
+            .address()
+            .add(index, address.addr().into(), address.prefix_len())
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if code(&e) == Some(EEXIST) => Ok(()),
+            Err(source) => Err(NetError {
+                action: "add address",
+                target: address.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The output device of the kernel's route to `dst` (a route lookup, as `ip route get`).
+    pub async fn route_dev(&self, dst: Ipv4Addr) -> Result<Option<u32>, NetError> {
+        let message = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, 32)
+            .build();
+        let mut routes = self.handle.route().get(message).execute();
+        match routes.try_next().await {
+            Ok(Some(route)) => Ok(route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) if matches!(code(&e), Some(ESRCH | ENETUNREACH)) => Ok(None),
+            Err(source) => Err(NetError {
+                action: "route get",
+                target: dst.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// clusterwire's IPv4 routes in the main table.
+    pub async fn routes(&self) -> Result<BTreeMap<Ipv4Net, RouteSpec>, NetError> {
+        let message = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let mut stream = self.handle.route().get(message).execute();
+        let mut out = BTreeMap::new();
+        loop {
+            let route = match stream.try_next().await {
+                Ok(Some(route)) => route,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(NetError {
+                        action: "list routes",
+                        target: "main table".to_owned(),
+                        source,
+                    });
+                }
+            };
+            if u8::from(route.header.protocol) != ROUTE_PROTOCOL
+                || route.header.address_family != AddressFamily::Inet
+            {
+                continue;
+            }
+            if let Some((net, spec)) = parse_route(&route) {
+                out.insert(net, spec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes clusterwire's routes exactly `desired`: adds and replaces first, then removes.
+    pub async fn sync_routes(
+        &self,
+        desired: &BTreeMap<Ipv4Net, RouteSpec>,
+    ) -> Result<RouteReport, NetError> {
+        let current = self.routes().await?;
+        let mut report = RouteReport::default();
+        for (net, spec) in desired {
+            match current.get(net) {
+                Some(have) if have == spec => continue,
+                Some(_) => report.updated += 1,
+                None => report.added += 1,
+            }
+            self.handle
+                .route()
+                .add(route_message(*net, *spec))
+                .replace()
+                .execute()
+                .await
+                .map_err(|source| NetError {
+                    action: "add route",
+                    target: net.to_string(),
+                    source,
+                })?;
+        }
+        for (net, spec) in &current {
+            if desired.contains_key(net) {
+                continue;
+            }
+            match self
+                .handle
+                .route()
+                .del(route_message(*net, *spec))
+                .execute()
+                .await
+            {
+                Ok(()) => report.removed += 1,
+                Err(e) if code(&e) == Some(ESRCH) => {}
+                Err(source) => {
+                    return Err(NetError {
+                        action: "delete route",
+                        target: net.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
+    let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(net.network(), net.prefix_len())
+        .output_interface(spec.oif)
+        .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
+    if let Some(via) = spec.via {
+        builder = builder.gateway(via);
+    }
+    if let Some(src) = spec.src {
+        builder = builder.pref_source(src);
+    }
+    let mut message = builder.build();
+    if let Some(mtu) = spec.mtu {
+        message
+            .attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+    }
+    message
+}
+
+fn parse_route(route: &RouteMessage) -> Option<(Ipv4Net, RouteSpec)> {
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut spec = RouteSpec {
+        oif: 0,
+        via: None,
+        src: None,
+        mtu: None,
+    };
+    for attribute in &route.attributes {
+        match attribute {
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+            RouteAttribute::Oif(i) => spec.oif = *i,
+            RouteAttribute::Gateway(RouteAddress::Inet(a)) => spec.via = Some(*a),
+            RouteAttribute::PrefSource(RouteAddress::Inet(a)) => spec.src = Some(*a),
+            RouteAttribute::Metrics(metrics) => {
+                spec.mtu = metrics.iter().find_map(|m| match m {
+                    RouteMetric::Mtu(mtu) => Some(*mtu),
+                    _ => None,
+                });
+            }
+            _ => {}
+        }
+    }
+    let net = Ipv4Net::new(dst, route.header.destination_prefix_length).ok()?;
+    Some((net, spec))
+}

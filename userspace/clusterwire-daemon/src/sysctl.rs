@@ -1,0 +1,26 @@
+//! Sysctls of the current network namespace (`/proc/sys/net` follows the calling thread's
+//! namespace).
+use std::path::PathBuf;
+
+/// A sysctl that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {key}={value} failed")]
+pub struct SysctlError {
+    /// The key (`net.ipv4.ip_forward`).
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes `value` to the sysctl `key` (dotted form).
+pub fn set(key: &str, value: &str) -> Result<(), SysctlError> {
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    std::fs::write(&path, value).map_err(|source| SysctlError {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,4 @@
+//! clusterwire-gateway (in progress).
+#![forbid(unsafe_code)]
+
+fn main() {}
