@@ -201,6 +201,11 @@ fn main() {
     rows.extend(geneve::cases(repeat, calls));
     let base_loop_end = looped(&mut h, PROBE_PROGRAM, &ipv6, repeat);
 
+    report(repeat, &rows, (base_loop, base_loop_end, base_single));
+}
+
+/// Prints every row next to its baseline, with its extra cost and target.
+fn report(repeat: u32, rows: &[Row], (base_loop, base_loop_end, base_single): (f64, f64, f64)) {
     println!("datapath benchmark: BPF_PROG_TEST_RUN, {repeat} repeats, median of {SAMPLES}");
     println!(
         "harness baseline (cw_probe_count, 2 counter updates): looped {base_loop:.1} ns \
@@ -211,7 +216,7 @@ fn main() {
         "case", "ns/packet", "baseline", "extra", "target"
     );
     let mut over = 0;
-    for Row {
+    for &Row {
         name,
         ns,
         base,

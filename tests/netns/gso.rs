@@ -107,8 +107,8 @@ fn datagram(seq: u32) -> Vec<u8> {
     d
 }
 
-#[test]
-fn udp_gso_datagrams_all_cross_native_geneve() {
+/// The two namespaces, addressed and routed, with the segmenting qdisc (see the module docs).
+fn topology() -> (NetNs, NetNs) {
     let node = NetNs::new("unode");
     let gw = NetNs::new("ugw");
     veth_pair(&node, "n0", &gw, "g0");
@@ -153,23 +153,11 @@ fn udp_gso_datagrams_all_cross_native_geneve() {
         ns.sysctl("net.ipv4.conf.all.rp_filter", "0");
         ns.sysctl("net.ipv4.conf.default.rp_filter", "0");
     }
-    let node_end = end(
-        &node,
-        "n0",
-        NODE,
-        GATEWAY,
-        (Ipv4Addr::new(10, 70, 0, 0), 16),
-    );
-    let gw_end = end(&gw, "g0", GATEWAY, NODE, (Ipv4Addr::new(10, 0, 1, 0), 24));
+    (node, gw)
+}
 
-    let receiver = gw.enter(|| {
-        let s = UdpSocket::bind(SocketAddrV4::new(FAR, PORT)).expect("bind the receiver");
-        setsockopt(&s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20);
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        s
-    });
-    let total = SENDS * PER_SEND;
+/// Sends every datagram from the pod, `PER_SEND` per `send` with `UDP_SEGMENT`.
+fn send_all(node: &NetNs) {
     node.enter(|| {
         let s = UdpSocket::bind(SocketAddrV4::new(POD, 0)).expect("bind the sender");
         s.connect(SocketAddrV4::new(FAR, PORT)).expect("connect");
@@ -189,7 +177,11 @@ fn udp_gso_datagrams_all_cross_native_geneve() {
             std::thread::sleep(Duration::from_millis(2));
         }
     });
+}
 
+/// Receives until every datagram was seen or 5 s passed; which ones arrived. Each must be one
+/// whole segment with its exact bytes.
+fn receive_all(receiver: &UdpSocket, total: usize) -> Vec<bool> {
     let mut seen = vec![false; total];
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -203,31 +195,52 @@ fn udp_gso_datagrams_all_cross_native_geneve() {
         assert!(buf[..n] == datagram(seq), "datagram {seq} arrived altered");
         seen[seq as usize] = true;
     }
-    let missing: Vec<_> = (0..total).filter(|&i| !seen[i]).collect();
-    let gw_drops: Vec<_> = gw_end
-        .datapath
+    seen
+}
+
+/// The non-zero drop counters of `end`, as `reason=n`.
+fn drops(end: &End) -> Vec<String> {
+    end.datapath
         .drop_counts()
         .expect("drops")
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{}={n}", r.kind()))
-        .collect();
-    let decap = gw_end
-        .datapath
-        .event_count(Event::GeneveDecap)
-        .expect("events");
+        .collect()
+}
+
+#[test]
+fn udp_gso_datagrams_all_cross_native_geneve() {
+    let (node, gw) = topology();
+    let node_end = end(
+        &node,
+        "n0",
+        NODE,
+        GATEWAY,
+        (Ipv4Addr::new(10, 70, 0, 0), 16),
+    );
+    let gw_end = end(&gw, "g0", GATEWAY, NODE, (Ipv4Addr::new(10, 0, 1, 0), 24));
+    let receiver = gw.enter(|| {
+        let s = UdpSocket::bind(SocketAddrV4::new(FAR, PORT)).expect("bind the receiver");
+        setsockopt(&s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20);
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        s
+    });
+    let total = SENDS * PER_SEND;
+    send_all(&node);
+    let seen = receive_all(&receiver, total);
+
+    let missing: Vec<_> = (0..total).filter(|&i| !seen[i]).collect();
     let encap = node_end
         .datapath
         .event_count(Event::GeneveEncap)
         .expect("events");
-    let node_drops: Vec<_> = node_end
+    let decap = gw_end
         .datapath
-        .drop_counts()
-        .expect("drops")
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| format!("{}={n}", r.kind()))
-        .collect();
+        .event_count(Event::GeneveDecap)
+        .expect("events");
+    let (node_drops, gw_drops) = (drops(&node_end), drops(&gw_end));
     assert!(
         missing.is_empty(),
         "{} of {total} datagrams missing (first {:?}); node encapsulations {encap}, node drops \
@@ -238,10 +251,10 @@ fn udp_gso_datagrams_all_cross_native_geneve() {
         gw_drops.join(" ")
     );
     assert!(node_drops.is_empty(), "node dropped: {node_drops:?}");
+    assert!(gw_drops.is_empty(), "gateway dropped: {gw_drops:?}");
     assert!(
         encap < u64::try_from(total).expect("fits"),
         "{encap} encapsulations for {total} datagrams: the sender did not use GSO"
     );
-    assert!(gw_drops.is_empty(), "gateway dropped: {gw_drops:?}");
     assert!(decap >= encap, "gateway decapsulated {decap}");
 }

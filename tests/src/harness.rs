@@ -232,7 +232,7 @@ impl Harness {
 
 /// The `__sk_buff` fields `BPF_PROG_TEST_RUN` lets a test set (`ctx_in`); every other field
 /// must stay zero. `gso_size` non-zero makes the skb a GSO packet (`skb_is_gso`), though its
-/// `gso_type` stays 0: the kernel's test_run cannot set it.
+/// `gso_type` stays 0: the kernel's `test_run` cannot set it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SkbIn {
     /// `ifindex`: the device the skb is on (0: loopback of the caller's network namespace).
