@@ -1,4 +1,151 @@
-//! clusterwire-agent (in progress).
+//! `clusterwire-agent`: one per node, in the host network namespace. It reads the manifests,
+//! computes the node's desired state (`clusterwire_fabric::desired::agent`) and applies it as a
+//! difference: routes for every peer's remapped CIDRs toward that peering's gateway pod (with the
+//! tunnel MTU), eBPF-native Geneve encapsulation and decapsulation, and the node's internal-CIDR
+//! address. The datapath is pinned: killing the agent loses no packet, and a restarted agent
+//! adopts it.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod apply;
+mod config;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use clusterwire_api::validation::ManifestValidator;
+use clusterwire_daemon::{http, net::Net, sysctl};
+use clusterwire_dataplane::{Instance, InstanceSpec, geneve::GeneveMaps};
+use clusterwire_fabric::{desired, manifests::Source};
+use tracing::{error, info, warn};
+
+use crate::{apply::Node, config::Config};
+
+struct Metrics {
+    instance: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl http::Exporter for Metrics {
+    fn metrics(&self) -> String {
+        let name = self
+            .instance
+            .lock()
+            .map(|n| n.clone().unwrap_or_default())
+            .unwrap_or_default();
+        format!(
+            "# TYPE clusterwire_agent_up gauge\nclusterwire_agent_up{{instance=\"{name}\"}} 1\n"
+        )
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::try_from(config::Args::parse())?;
+    clusterwire_daemon::logging::init(&config.log);
+    if let Some(netns) = &config.netns {
+        clusterwire_daemon::netns::enter(netns)?;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+    ] {
+        sysctl::set(key, value)?;
+    }
+    let net = Net::connect().context("rtnetlink")?;
+    let underlay = net
+        .link_index(&config.underlay_dev)
+        .await?
+        .with_context(|| format!("no underlay device {}", config.underlay_dev))?;
+    sysctl::set(
+        &format!("net.ipv4.conf.{}.rp_filter", config.underlay_dev),
+        "0",
+    )?;
+    let local = net
+        .link_ipv4(underlay)
+        .await?
+        .with_context(|| format!("{} has no IPv4 address", config.underlay_dev))?;
+    let spec = InstanceSpec {
+        local_ipv4: Some(local),
+        attach_mode: config.attach,
+        ..InstanceSpec::node(config.instance.clone())
+    };
+    let mut instance = Instance::open(spec).context("opening the datapath instance")?;
+    info!(
+        instance = %config.instance,
+        adopted = instance.adopted(),
+        mode = ?instance.attach_mode(),
+        underlay = %config.underlay_dev,
+        %local,
+        "datapath ready (geneve implementation: ebpf)"
+    );
+    let geneve = GeneveMaps::take(instance.datapath_mut().ebpf_mut())?;
+    let mut node = Node::new(net, instance, geneve, config.underlay_dev.clone());
+
+    let ready = http::Ready::default();
+    if let Some(addr) = config.metrics_addr {
+        let exporter = Arc::new(Metrics {
+            instance: Arc::new(std::sync::Mutex::new(Some(config.instance.clone()))),
+        });
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, exporter, ready).await {
+                error!(%addr, "metrics endpoint: {e}");
+            }
+        });
+    }
+
+    let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
+    let mut ticker = tokio::time::interval(config.poll);
+    let mut last_apply: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => {
+                info!("stopping; the pinned datapath keeps forwarding");
+                return Ok(());
+            }
+        }
+        let changed = match source.poll() {
+            Ok(Some(loaded)) => {
+                for problem in &loaded.problems {
+                    warn!("skipped: {problem}");
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!("reading manifests: {e}; keeping the applied state");
+                false
+            }
+        };
+        // Re-apply on changes, and every 5 s to follow route changes toward gateway pods.
+        if !changed && last_apply.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            continue;
+        }
+        last_apply = Some(std::time::Instant::now());
+        let want = desired::agent(&source.current().snapshot, &config.node);
+        for skipped in &want.skipped {
+            warn!("skipped: {skipped}");
+        }
+        match node.apply(&want).await {
+            Ok(applied) => {
+                if applied.changed() {
+                    info!(?applied, "applied");
+                }
+                ready.set(applied.unreachable_gateways.is_empty());
+            }
+            Err(e) => {
+                error!("apply failed: {e:#}; retrying");
+                ready.set(false);
+            }
+        }
+    }
+}

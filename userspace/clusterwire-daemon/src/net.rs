@@ -11,6 +11,7 @@ use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
     packet_route::{
         AddressFamily,
+        address::AddressAttribute,
         link::{LinkAttribute, LinkMessage},
         route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol},
     },
@@ -198,17 +199,18 @@ impl Net {
         }
     }
 
-    /// The output device of the kernel's route to `dst` (a route lookup, as `ip route get`).
-    pub async fn route_dev(&self, dst: Ipv4Addr) -> Result<Option<u32>, NetError> {
+    /// The kernel's route to `dst` (a lookup, as `ip route get`): output device and next hop
+    /// (`None` when `dst` is on-link).
+    pub async fn route_to(
+        &self,
+        dst: Ipv4Addr,
+    ) -> Result<Option<(u32, Option<Ipv4Addr>)>, NetError> {
         let message = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dst, 32)
             .build();
         let mut routes = self.handle.route().get(message).execute();
         match routes.try_next().await {
-            Ok(Some(route)) => Ok(route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            })),
+            Ok(Some(route)) => Ok(parse_route(&route).map(|(_, spec)| (spec.oif, spec.via))),
             Ok(None) => Ok(None),
             Err(e) if matches!(code(&e), Some(ESRCH | ENETUNREACH)) => Ok(None),
             Err(source) => Err(NetError {
@@ -216,6 +218,55 @@ impl Net {
                 target: dst.to_string(),
                 source,
             }),
+        }
+    }
+
+    /// The name of the device `index`.
+    pub async fn link_name(&self, index: u32) -> Result<Option<String>, NetError> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link.and_then(|l| {
+                l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(name) => Some(name),
+                    _ => None,
+                })
+            })),
+            Err(e) if code(&e) == Some(ENODEV) => Ok(None),
+            Err(source) => Err(NetError {
+                action: "get link",
+                target: format!("index {index}"),
+                source,
+            }),
+        }
+    }
+
+    /// The first IPv4 address of the device `index`.
+    pub async fn link_ipv4(&self, index: u32) -> Result<Option<Ipv4Addr>, NetError> {
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        loop {
+            match addresses.try_next().await {
+                Ok(Some(message)) => {
+                    if let Some(addr) = message.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(std::net::IpAddr::V4(a)) => Some(*a),
+                        _ => None,
+                    }) {
+                        return Ok(Some(addr));
+                    }
+                }
+                Ok(None) => return Ok(None),
+                Err(source) => {
+                    return Err(NetError {
+                        action: "list addresses",
+                        target: format!("index {index}"),
+                        source,
+                    });
+                }
+            }
         }
     }
 

@@ -38,3 +38,37 @@ pub fn enter(name: &str) -> Result<(), NetnsError> {
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|source| NetnsError::Setns { path, source })
 }
+
+/// Gives the process a private `/var/run/wireguard` (a mount namespace of its own, mounts
+/// propagating from the host but not back, and a tmpfs there), as a pod has its own `/var/run`:
+/// several gateways on one host can then all call their device `liqo-tunnel`, whose userspace
+/// UAPI socket lives in that directory. Call it after [`enter`], before any thread exists.
+pub fn private_run() -> Result<(), NetnsError> {
+    use nix::mount::{MsFlags, mount};
+    let dir = PathBuf::from("/var/run/wireguard");
+    std::fs::create_dir_all(&dir).map_err(|source| NetnsError::Open {
+        path: dir.clone(),
+        source,
+    })?;
+    let fail = |source| NetnsError::Setns {
+        path: dir.clone(),
+        source,
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(fail)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0700"),
+    )
+    .map_err(fail)
+}

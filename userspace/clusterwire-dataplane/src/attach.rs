@@ -252,7 +252,7 @@ pub(crate) fn attach(
             action,
             program,
             device: target.device.to_owned(),
-            source,
+            source: Box::new(source),
         }
     };
     match target.mode {

@@ -214,7 +214,7 @@ pub enum InstanceError {
         device: String,
         /// Why.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// Pinning a program or link failed.
     #[error("pinning {path} failed")]

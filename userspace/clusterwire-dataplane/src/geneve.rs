@@ -434,7 +434,7 @@ impl GeneveMaps {
         desired: &BTreeMap<(Ipv4Addr, Vni), Delivery>,
     ) -> Result<SyncReport, GeneveError> {
         let mut current = BTreeMap::new();
-        for entry in self.peers.iter() {
+        for entry in &self.peers {
             let (key, value) = entry.map_err(map_err(GENEVE_PEERS_MAP))?;
             if key.vni != VNI_PEER_MARKER {
                 current.insert(

@@ -1,4 +1,331 @@
-//! clusterwire-gateway (in progress).
+//! `clusterwire-gateway`: one per peering, in the gateway pod's network namespace. It brings up
+//! the WireGuard link `liqo-tunnel` (kernel, else embedded userspace), attaches the remap NAT and
+//! MSS programs to it and the Geneve programs to the pod's device toward its node, fills the
+//! maps and routes from the manifests (applied as a difference), runs the reference-compatible
+//! health check, writes the Connection status and serves metrics.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod apply;
+mod config;
+mod health;
+mod metrics;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use clusterwire_api::validation::ManifestValidator;
+use clusterwire_daemon::{http, net::Net, sysctl};
+use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
+use clusterwire_fabric::{
+    connection,
+    desired::{self, GatewayDesired, TUNNEL_INTERFACE},
+    health::State,
+    manifests::{Source, write_status},
+};
+use clusterwire_links::wireguard::{self, InterfaceSettings, PrivateKey};
+use tracing::{error, info, warn};
+
+use crate::{apply::Gateway, config::Config, health::Health, metrics::Metrics};
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::try_from(config::Args::parse())?;
+    clusterwire_daemon::logging::init(&config.log);
+    if let Some(netns) = &config.netns {
+        clusterwire_daemon::netns::enter(netns)?;
+        clusterwire_daemon::netns::private_run()?;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(run(config))
+}
+
+/// Waits until the manifests give a desired state for this gateway (reporting why not).
+async fn first_desired(source: &mut Source, config: &Config) -> GatewayDesired {
+    let mut ticker = tokio::time::interval(config.poll);
+    let mut reported = String::new();
+    loop {
+        ticker.tick().await;
+        if let Err(e) = source.poll() {
+            warn!("reading manifests: {e}");
+        }
+        match desired::gateway(&source.current().snapshot, &config.id) {
+            Ok(want) => return want,
+            Err(e) => {
+                let text = e.to_string();
+                if text != reported {
+                    warn!("waiting for a valid configuration: {text}");
+                    reported = text;
+                }
+            }
+        }
+    }
+}
+
+/// Everything a running gateway holds.
+struct Running {
+    config: Config,
+    source: Source,
+    current: GatewayDesired,
+    gateway: Gateway,
+    instance: Instance,
+    health: Health,
+    metrics: Arc<Metrics>,
+    ready: http::Ready,
+    implementation: String,
+    written: Option<clusterwire_api::networking::connection::ConnectionStatus>,
+    last_apply: Option<std::time::Instant>,
+}
+
+/// Starts the metrics and health endpoint if asked.
+fn serve_metrics(addr: Option<std::net::SocketAddr>) -> (Arc<Metrics>, http::Ready) {
+    let metrics = Arc::new(Metrics::default());
+    let ready = http::Ready::default();
+    if let Some(addr) = addr {
+        let exporter: Arc<dyn http::Exporter> = metrics.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, exporter, ready).await {
+                error!(%addr, "metrics endpoint: {e}");
+            }
+        });
+    }
+    (metrics, ready)
+}
+
+/// Brings the gateway up: WireGuard, the datapath, the metrics endpoint and the health socket.
+async fn start(config: Config) -> anyhow::Result<Running> {
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+    ] {
+        sysctl::set(key, value)?;
+    }
+    let private_key = PrivateKey::from_file(&config.private_key)
+        .with_context(|| format!("private key {}", config.private_key.display()))?;
+    let net = Net::connect().context("rtnetlink")?;
+    let underlay = net
+        .link_index(&config.underlay_dev)
+        .await?
+        .with_context(|| format!("no underlay device {}", config.underlay_dev))?;
+    sysctl::set(
+        &format!("net.ipv4.conf.{}.rp_filter", config.underlay_dev),
+        "0",
+    )?;
+    let local = net
+        .link_ipv4(underlay)
+        .await?
+        .with_context(|| format!("{} has no IPv4 address", config.underlay_dev))?;
+
+    let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
+    let current = first_desired(&mut source, &config).await;
+    let endpoint = apply::resolve(&current).await.unwrap_or(None);
+    let wg_config = apply::wireguard_config(&current, &private_key, endpoint)?;
+    let tunnel = wireguard::create(TUNNEL_INTERFACE, config.wireguard, &wg_config)
+        .context("creating the WireGuard link")?;
+    info!(
+        "wireguard implementation: {} ({})",
+        tunnel.implementation(),
+        tunnel.reason()
+    );
+    let settings = InterfaceSettings {
+        mtu: u32::from(current.wireguard.mtu),
+        address: current.wireguard.address,
+    };
+    let tunnel_index = tunnel
+        .set_up_interface(net.handle(), &settings)
+        .await
+        .context("setting up liqo-tunnel")?;
+    sysctl::set(&format!("net.ipv4.conf.{TUNNEL_INTERFACE}.rp_filter"), "0")?;
+
+    let spec = InstanceSpec {
+        tunnel_mtu: u32::from(current.wireguard.mtu),
+        local_ipv4: Some(local),
+        attach_mode: config.attach,
+        ..InstanceSpec::gateway(config.instance.clone(), 1, TUNNEL_INTERFACE)
+    };
+    let mut instance = Instance::open(spec).context("opening the datapath instance")?;
+    instance.attach(Hook::TunnelNat, TUNNEL_INTERFACE)?;
+    instance.attach(Hook::GeneveEncap, &config.underlay_dev)?;
+    instance.attach(Hook::GeneveDecap, &config.underlay_dev)?;
+    info!(
+        instance = %config.instance,
+        adopted = instance.adopted(),
+        mode = ?instance.attach_mode(),
+        "datapath attached (geneve implementation: ebpf)"
+    );
+    let nat = NatTables::take(instance.datapath_mut())?;
+    let geneve = GeneveMaps::take(instance.datapath_mut().ebpf_mut())?;
+    let implementation = tunnel.implementation().to_string();
+    let gateway = Gateway {
+        net,
+        tunnel,
+        tunnel_index,
+        private_key,
+        nat,
+        geneve,
+    };
+
+    let (metrics, ready) = serve_metrics(config.metrics_addr);
+    let health = Health::bind(
+        current.wireguard.address.addr(),
+        current.peer_tunnel_address,
+        &current.remote_cluster_id,
+    )
+    .await
+    .context("binding the health check socket")?;
+    Ok(Running {
+        config,
+        source,
+        current,
+        gateway,
+        instance,
+        health,
+        metrics,
+        ready,
+        implementation,
+        written: None,
+        last_apply: None,
+    })
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let mut running = start(config).await?;
+    let mut poll = tokio::time::interval(running.config.poll);
+    let mut pinger = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            _ = pinger.tick() => { running.health.ping().await; }
+            r = running.health.receive() => {
+                if let Err(e) = r { warn!("health socket: {e}"); }
+                continue;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("stopping; the pinned datapath keeps forwarding");
+                return Ok(());
+            }
+        }
+        running.step().await;
+    }
+}
+
+impl Running {
+    /// One tick: health timeout, manifests, apply when due, status, metrics.
+    async fn step(&mut self) {
+        self.health.tick();
+        let changed = match self.source.poll() {
+            Ok(Some(loaded)) => {
+                for problem in &loaded.problems {
+                    warn!("skipped: {problem}");
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!("reading manifests: {e}; keeping the applied state");
+                false
+            }
+        };
+        if changed {
+            match desired::gateway(&self.source.current().snapshot, &self.config.id) {
+                Ok(want) => self.current = want,
+                Err(e) => warn!("keeping the applied state: {e}"),
+            }
+        }
+        // Apply on changes and every 30 s (re-resolves the endpoint, follows route changes).
+        let due = self
+            .last_apply
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(30));
+        if changed || due {
+            self.apply().await;
+        }
+        // Status: written on change or every 10 s, as the reference does.
+        let status = connection::status(&self.health.tracker);
+        if connection::should_write(self.written.as_ref(), &status) {
+            let mut conn =
+                connection::connection(&self.config.id, &self.current.remote_cluster_id, None);
+            conn.status = Some(status.clone());
+            match write_status(&self.config.manifests, &conn) {
+                Ok(_) => self.written = Some(status),
+                Err(e) => warn!("writing the Connection status: {e}"),
+            }
+        }
+        sample(
+            &self.metrics,
+            &self.gateway,
+            &self.instance,
+            &self.health,
+            &self.current,
+            &self.implementation,
+        );
+    }
+
+    async fn apply(&mut self) {
+        self.last_apply = Some(std::time::Instant::now());
+        for skipped in &self.current.skipped {
+            warn!("skipped: {skipped}");
+        }
+        let ok = match self.gateway.apply(&self.current).await {
+            Ok(applied) => {
+                if applied.changed() {
+                    info!(?applied, "applied");
+                }
+                true
+            }
+            Err(e) => {
+                error!("apply failed: {e:#}; retrying");
+                false
+            }
+        };
+        self.ready.set(ok);
+        if let Ok(mut s) = self.metrics.0.lock() {
+            if ok {
+                s.applies += 1;
+            } else {
+                s.apply_errors += 1;
+            }
+        }
+    }
+}
+
+/// Refreshes the metrics from the health tracker, WireGuard and the datapath's counters.
+fn sample(
+    metrics: &Metrics,
+    gateway: &Gateway,
+    instance: &Instance,
+    health: &Health,
+    current: &GatewayDesired,
+    implementation: &str,
+) {
+    let Ok(mut s) = metrics.0.lock() else { return };
+    let datapath = instance.datapath();
+    if let Ok(drops) = datapath.drop_counts() {
+        s.drops = drops.into_iter().map(|(r, n)| (r.kind(), n)).collect();
+    }
+    if let Ok(events) = datapath.events() {
+        s.events = events.into_iter().map(|(e, n)| (e.kind(), n)).collect();
+    }
+    if let Ok(p) = datapath.peer_stats(datapath.config().peer_id) {
+        s.peer_packets = (p.rx_packets, p.tx_packets);
+        s.peer_bytes = (p.rx_bytes, p.tx_bytes);
+    }
+    s.cluster_id.clone_from(&current.remote_cluster_id);
+    implementation.clone_into(&mut s.implementation);
+    s.connected = health.tracker.state() == State::Connected;
+    s.latency_us = health
+        .tracker
+        .latency()
+        .map_or(0, |l| u64::try_from(l.as_micros()).unwrap_or(0));
+    if let Ok(stats) = gateway.tunnel.stats() {
+        let (rx, tx) = stats
+            .peers
+            .iter()
+            .fold((0, 0), |(rx, tx), p| (rx + p.rx_bytes, tx + p.tx_bytes));
+        s.rx_bytes = rx;
+        s.tx_bytes = tx;
+    }
+}

@@ -1,0 +1,115 @@
+//! Command line of `clusterwire-agent`, validated once into a [`Config`].
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::ensure;
+use clusterwire_dataplane::AttachMode;
+
+/// How the internal network is carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneveMode {
+    /// eBPF-native Geneve (the only mode this agent implements today).
+    Auto,
+    /// A kernel `collect_md` Geneve device: not implemented in the agent yet.
+    Kernel,
+    /// eBPF-native encapsulation on the device toward each gateway.
+    Ebpf,
+}
+
+/// `clusterwire-agent`: the node end of clusterwire's internal network.
+#[derive(Debug, clap::Parser)]
+#[command(name = "clusterwire-agent", version)]
+pub struct Args {
+    /// Directory of Liqo manifests (watched for changes); statuses go to DIR/status/.
+    #[arg(long)]
+    pub manifests: PathBuf,
+    /// This node's name (the `Node` and `InternalNode` objects).
+    #[arg(long)]
+    pub node: String,
+    /// Enter this network namespace (/run/netns/NAME) first; for the local lab.
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// The node's underlay device (Geneve from gateways on other nodes arrives there).
+    #[arg(long, default_value = "eth0")]
+    pub underlay_dev: String,
+    /// Geneve implementation.
+    #[arg(long, value_enum, default_value_t = GeneveMode::Auto)]
+    pub geneve: GeneveMode,
+    /// Name of the pinned datapath instance (unique on the host).
+    #[arg(long, default_value = "node")]
+    pub instance: String,
+    /// TC attachment: auto (TCX on 6.6+), tcx or netlink.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "tcx", "netlink"])]
+    pub attach: String,
+    /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// How often the manifests are checked for changes, in milliseconds (50-60000).
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Log filter (tracing directives).
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// Validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub manifests: PathBuf,
+    pub node: String,
+    pub netns: Option<String>,
+    pub underlay_dev: String,
+    pub instance: String,
+    pub attach: AttachMode,
+    pub metrics_addr: Option<SocketAddr>,
+    pub poll: Duration,
+    pub log: String,
+}
+
+impl TryFrom<Args> for Config {
+    type Error = anyhow::Error;
+
+    fn try_from(args: Args) -> anyhow::Result<Self> {
+        let Args {
+            manifests,
+            node,
+            netns,
+            underlay_dev,
+            geneve,
+            instance,
+            attach,
+            metrics_addr,
+            poll_ms,
+            log,
+        } = args;
+        ensure!(
+            geneve != GeneveMode::Kernel,
+            "--geneve kernel is not implemented by the agent yet; use auto or ebpf"
+        );
+        ensure!(
+            (50..=60_000).contains(&poll_ms),
+            "--poll-ms must be 50 to 60000, got {poll_ms}"
+        );
+        ensure!(!node.is_empty(), "--node must not be empty");
+        ensure!(
+            manifests.is_dir(),
+            "--manifests {} is not a directory",
+            manifests.display()
+        );
+        let attach = match attach.as_str() {
+            "tcx" => AttachMode::Tcx,
+            "netlink" => AttachMode::Netlink,
+            _ => AttachMode::Auto,
+        };
+        Ok(Self {
+            manifests,
+            node,
+            netns,
+            underlay_dev,
+            instance,
+            attach,
+            metrics_addr,
+            poll: Duration::from_millis(poll_ms),
+            log,
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! Applying a [`GatewayDesired`]: the WireGuard peer, the NAT tables, the Geneve maps toward the
+//! local nodes, and the kernel routes (remote CIDRs into the tunnel; local pod CIDRs toward
+//! their nodes, encapsulated by `cw_geneve_encap` on the underlay's egress). Every step is a
+//! diff against what is there, so re-applying the same state writes nothing.
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use anyhow::Context as _;
+use clusterwire_daemon::net::{Net, RouteSpec};
+use clusterwire_dataplane::{
+    IpMapKind, NatTables, RemapKind,
+    geneve::{Delivery, GeneveMaps, RouteTarget, TunnelMode, TunnelRoute, Vni},
+};
+use clusterwire_fabric::desired::GatewayDesired;
+use clusterwire_links::wireguard::{PeerConfig, PrivateKey, PublicKey, Tunnel, WireGuardConfig};
+use tracing::warn;
+
+/// What one apply changed, per table (added, updated, removed).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub nat: [(usize, usize, usize); 4],
+    pub geneve_routes: (usize, usize, usize),
+    pub geneve_peers: (usize, usize, usize),
+    pub routes: (usize, usize, usize),
+}
+
+impl Applied {
+    pub fn changed(&self) -> bool {
+        *self != Self::default()
+    }
+}
+
+/// The parts of the gateway that `apply` changes.
+pub struct Gateway {
+    pub net: Net,
+    pub tunnel: Tunnel,
+    pub tunnel_index: u32,
+    pub private_key: PrivateKey,
+    pub nat: NatTables,
+    pub geneve: GeneveMaps,
+}
+
+/// Resolves the client's endpoint (DNS names are resolved on every apply, so a moved server is
+/// followed).
+pub async fn resolve(desired: &GatewayDesired) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(endpoint) = &desired.wireguard.peer.endpoint else {
+        return Ok(None);
+    };
+    for address in &endpoint.addresses {
+        let target = format!("{address}:{}", endpoint.port);
+        match tokio::net::lookup_host(&target).await {
+            Ok(mut found) => {
+                if let Some(addr) = found.find(SocketAddr::is_ipv4) {
+                    return Ok(Some(addr));
+                }
+            }
+            Err(e) => warn!("resolving the server endpoint {target}: {e}"),
+        }
+    }
+    anyhow::bail!(
+        "no IPv4 address for the server endpoint {:?}",
+        endpoint.addresses
+    )
+}
+
+/// The WireGuard configuration for `desired`.
+pub fn wireguard_config(
+    desired: &GatewayDesired,
+    private_key: &PrivateKey,
+    endpoint: Option<SocketAddr>,
+) -> anyhow::Result<WireGuardConfig> {
+    let peer = &desired.wireguard.peer;
+    Ok(WireGuardConfig {
+        private_key: private_key.clone(),
+        listen_port: desired.wireguard.listen_port,
+        peer: Some(PeerConfig {
+            public_key: PublicKey::from_base64(&peer.public_key).context("the peer's PublicKey")?,
+            endpoint,
+            allowed_ips: peer.allowed_ips.iter().map(|n| (*n).into()).collect(),
+            persistent_keepalive: peer.persistent_keepalive_secs,
+        }),
+    })
+}
+
+fn triple(r: clusterwire_dataplane::SyncReport) -> (usize, usize, usize) {
+    (r.added, r.updated, r.removed)
+}
+
+impl Gateway {
+    pub async fn apply(&mut self, desired: &GatewayDesired) -> anyhow::Result<Applied> {
+        let endpoint = resolve(desired).await?;
+        let config = wireguard_config(desired, &self.private_key, endpoint)?;
+        self.tunnel
+            .apply(&config)
+            .context("configuring WireGuard")?;
+
+        // NAT tables first: a route into the tunnel never exists before its translation.
+        let mut applied = Applied {
+            nat: [
+                triple(self.nat.sync_remaps(RemapKind::Dst, &desired.remap_dst)?),
+                triple(self.nat.sync_remaps(RemapKind::Src, &desired.remap_src)?),
+                triple(self.nat.sync_ipmap(IpMapKind::Exit, &desired.ipmap_exit)?),
+                triple(
+                    self.nat
+                        .sync_ipmap(IpMapKind::Entry, &desired.ipmap_entry)?,
+                ),
+            ],
+            ..Applied::default()
+        };
+        let mtu = u32::from(desired.wireguard.mtu);
+        let mut routes = BTreeMap::new();
+        for cidr in &desired.tunnel_routes {
+            routes.insert(
+                *cidr,
+                RouteSpec {
+                    oif: self.tunnel_index,
+                    via: None,
+                    src: None,
+                    mtu: Some(mtu),
+                },
+            );
+        }
+        let mut tunnel = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        if let Some(vni) = desired.vni {
+            {
+                let vni = Vni::try_new(vni.get())?;
+                for (cidr, node) in &desired.node_routes {
+                    let Some((oif, via)) = self.net.route_to(node.address).await? else {
+                        warn!(node = %node.node, address = %node.address, "no route to the node");
+                        continue;
+                    };
+                    routes.insert(
+                        *cidr,
+                        RouteSpec {
+                            oif,
+                            via: Some(via.unwrap_or(node.address)),
+                            src: None,
+                            mtu: Some(mtu),
+                        },
+                    );
+                    tunnel.insert(
+                        *cidr,
+                        RouteTarget {
+                            route: TunnelRoute {
+                                remote: node.address,
+                                vni,
+                                mode: TunnelMode::Native {
+                                    egress_ifindex: None,
+                                },
+                            },
+                            inner_dst_mac: None,
+                        },
+                    );
+                    peers.insert((node.address, vni), Delivery::InPlace);
+                }
+            }
+        } else {
+            warn!("no VNI (no InternalFabric for this gateway): nodes are not reached");
+        }
+        applied.geneve_routes = triple(self.geneve.sync_routes(&tunnel)?);
+        applied.geneve_peers = triple(self.geneve.sync_peers(&peers)?);
+        let r = self.net.sync_routes(&routes).await?;
+        applied.routes = (r.added, r.updated, r.removed);
+        Ok(applied)
+    }
+}
