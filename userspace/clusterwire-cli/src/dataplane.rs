@@ -30,7 +30,10 @@ enum Command {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::List => list(args),
+        Command::List => {
+            list(args);
+            Ok(())
+        }
         Command::Destroy { name } => {
             Instance::destroy_by_name(&args.pin_root, name)
                 .with_context(|| format!("destroying instance {name}"))?;
@@ -56,10 +59,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 }
 
-fn list(args: &Args) -> anyhow::Result<()> {
+fn list(args: &Args) {
     let Ok(entries) = std::fs::read_dir(&args.pin_root) else {
         println!("no instances under {}", args.pin_root.display());
-        return Ok(());
+        return;
     };
     let mut names: Vec<_> = entries
         .filter_map(Result::ok)
@@ -79,5 +82,4 @@ fn list(args: &Args) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
 }
