@@ -1,8 +1,10 @@
 //! `cwctl`: clusterwire's command-line tool: `selfcheck` (the datapath self-check that
-//! `cargo xtask selfcheck` runs) and `dataplane` (the instances pinned on this host).
+//! `cargo xtask selfcheck` runs), `dataplane` (the instances pinned on this host) and `lab`
+//! (simulated clusters joined by the real daemons, on this host).
 #![forbid(unsafe_code)]
 
 mod dataplane;
+mod lab;
 mod selfcheck;
 mod translate;
 
@@ -21,11 +23,14 @@ enum Command {
     Selfcheck(selfcheck::Args),
     /// The datapath instances pinned on this host: list, destroy, kernel features.
     Dataplane(dataplane::Args),
+    /// A local lab: simulated clusters with the same pod CIDR, joined by the real daemons.
+    Lab(lab::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Selfcheck(args) => selfcheck::run(&args.try_into()?),
         Command::Dataplane(args) => dataplane::run(&args),
+        Command::Lab(args) => lab::run(args),
     }
 }
