@@ -4,7 +4,7 @@
 //! line and then waits to be killed.
 //!
 //! Arguments are `key=value`: `netns`, `instance`, `pin_root`, `device`, `peer`, `mtu`,
-//! `mode` (`tcx` | `netlink`), and repeatable `dst=FROM,TO` / `src=FROM,TO` remaps.
+//! `mode` (`auto` | `tcx` | `netlink`), and repeatable `dst=FROM,TO` / `src=FROM,TO` remaps.
 use std::{collections::BTreeMap, fs::File, io::Write as _, path::PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -22,16 +22,17 @@ fn main() -> anyhow::Result<()> {
         let (key, value) = arg.split_once('=').context("arguments are key=value")?;
         match key {
             "netns" => netns = Some(value.to_owned()),
-            "instance" => spec.name = value.to_owned(),
+            "instance" => value.clone_into(&mut spec.name),
             "pin_root" => spec.pin_root = PathBuf::from(value),
-            "device" => device = value.to_owned(),
+            "device" => value.clone_into(&mut device),
             "peer" => spec.peer_id = value.parse()?,
             "mtu" => spec.tunnel_mtu = value.parse()?,
             "mode" => {
                 spec.attach_mode = match value {
+                    "auto" => AttachMode::Auto,
                     "tcx" => AttachMode::Tcx,
                     "netlink" => AttachMode::Netlink,
-                    other => bail!("mode {other}: tcx or netlink"),
+                    other => bail!("mode {other}: auto, tcx or netlink"),
                 }
             }
             "dst" | "src" => {

@@ -273,7 +273,7 @@ fn icmp_port_unreachable_reaches_the_sender_through_both_remaps() {
 }
 
 #[test]
-fn pinned_tables_are_readable_with_bpftool() {
+fn host_tool_bpftool_reads_pinned_tables() {
     let (a, _b, pins) = two_clusters();
     let pin = pins.0.join(a.ns.name()).join(REMAP_DST_MAP);
     let out = Command::new("bpftool")

@@ -1,6 +1,7 @@
 //! VM tier: runs inside a stock Debian kernel booted by `cargo xtask vm-test`, where the geneve
 //! and wireguard drivers exist. Each test works in a network namespace of its own.
 mod geneve_wire;
+mod wireguard_nat;
 
 use clusterwire_links::{Capability, geneve, probe_kernel, wireguard};
 

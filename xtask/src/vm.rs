@@ -42,8 +42,17 @@ pub const KERNELS: &[Kernel] = &[
 ];
 
 /// Modules the guest loads (with their dependencies): the tunnel drivers, veth for test
-/// topologies, and clsact + `cls_bpf` for TC attachment on kernels without TCX (< 6.6).
-const MODULES: &[&str] = &["geneve", "wireguard", "veth", "sch_ingress", "cls_bpf"];
+/// topologies, TUN and tbf for the netns tier, and clsact + `cls_bpf` for TC attachment on
+/// kernels without TCX (< 6.6).
+const MODULES: &[&str] = &[
+    "geneve",
+    "wireguard",
+    "veth",
+    "tun",
+    "sch_ingress",
+    "sch_tbf",
+    "cls_bpf",
+];
 
 /// Arguments of `cargo xtask vm-test`.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,6 +67,10 @@ pub struct Args {
     /// Also run the datapath tier inside each VM (verifier and `test_run` on that kernel).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub datapath: bool,
+    /// Also run the netns tier inside each VM (real traffic through attached programs on that
+    /// kernel: netlink attachment on kernels before 6.6).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub netns: bool,
 }
 
 /// What one VM reported.
@@ -132,7 +145,7 @@ pub fn run_matrix(args: &Args) -> anyhow::Result<Vec<VmOutcome>> {
             .filter(|k| args.kernels.iter().any(|l| l == k.label))
             .collect()
     };
-    let binaries = build_test_binaries(args.datapath)?;
+    let binaries = build_test_binaries(args)?;
     let work = cmd::workspace_root().join("target/vm");
     let mut prepared = Vec::new();
     for kernel in &kernels {
@@ -166,13 +179,26 @@ pub fn run_matrix(args: &Args) -> anyhow::Result<Vec<VmOutcome>> {
     })
 }
 
-/// Builds the VM (and optionally datapath) tier test binaries; returns (name, path).
-fn build_test_binaries(datapath: bool) -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// A binary for the guest: a test binary run by init (`/tests/NN-<name>`), or a helper the tests
+/// start by its host path (placed at the same path in the guest).
+#[derive(Debug)]
+enum GuestBinary {
+    Test(String, PathBuf),
+    Helper(PathBuf),
+}
+
+/// Builds the VM tier test binary, and the datapath and netns tiers' (with the helpers they
+/// start) when asked.
+fn build_test_binaries(args: &Args) -> anyhow::Result<Vec<GuestBinary>> {
     let mut features = vec!["tier-vm"];
     let mut tests = vec!["vm"];
-    if datapath {
+    if args.datapath {
         features.push("tier-datapath");
         tests.push("datapath");
+    }
+    if args.netns {
+        features.push("tier-netns");
+        tests.push("netns");
     }
     let mut c = cmd::host_cargo();
     c.args([
@@ -190,13 +216,21 @@ fn build_test_binaries(datapath: bool) -> anyhow::Result<Vec<(String, PathBuf)>>
     c.stderr(Stdio::inherit());
     let out = cmd::stdout(&mut c)?;
     let mut found = Vec::new();
+    let mut helpers = Vec::new();
     for line in out.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
         let name = msg["target"]["name"].as_str().unwrap_or_default();
-        if let (Some(exe), true) = (msg["executable"].as_str(), tests.contains(&name)) {
-            found.push((name.to_owned(), PathBuf::from(exe)));
+        let is_bin = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|v| v == "bin"));
+        match msg["executable"].as_str() {
+            Some(exe) if tests.contains(&name) => found.push((name.to_owned(), PathBuf::from(exe))),
+            Some(exe) if is_bin && name.starts_with("cw-test-") => {
+                helpers.push(GuestBinary::Helper(PathBuf::from(exe)));
+            }
+            _ => {}
         }
     }
     // Run the VM tier first: it is the one only a VM can run.
@@ -204,7 +238,14 @@ fn build_test_binaries(datapath: bool) -> anyhow::Result<Vec<(String, PathBuf)>>
     if found.len() != tests.len() {
         bail!("cargo built {found:?}, expected test binaries {tests:?}");
     }
-    Ok(found)
+    if args.netns && helpers.is_empty() {
+        bail!("cargo built no cw-test-* helper for the netns tier");
+    }
+    Ok(found
+        .into_iter()
+        .map(|(name, path)| GuestBinary::Test(name, path))
+        .chain(helpers)
+        .collect())
 }
 
 /// An unpacked kernel: image to boot and module tree.
@@ -410,7 +451,7 @@ impl ModuleResolver {
 fn build_initramfs(
     work: &Path,
     image: &KernelImage,
-    binaries: &[(String, PathBuf)],
+    binaries: &[GuestBinary],
 ) -> anyhow::Result<PathBuf> {
     let root = work.join(format!("initramfs-{}", image.release));
     let _ = fs::remove_dir_all(&root);
@@ -436,7 +477,10 @@ fn build_initramfs(
         .find(|p| p.is_file())
         .context("busybox is missing: run `cargo xtask setup`")?;
     copy_file(busybox, &root.join("bin/busybox"))?;
-    copy_elf(Path::new("/usr/sbin/ip"), &root, Path::new("/usr/sbin/ip"))?;
+    // iproute2 (`ip`, `tc`) and iputils' ping, which the netns tier runs.
+    for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ping"] {
+        copy_elf(Path::new(tool), &root, Path::new(tool))?;
+    }
     let mut order = String::new();
     for (name, path) in module_order(&image.modules)? {
         let file = format!("{name}.ko");
@@ -455,12 +499,15 @@ fn build_initramfs(
         order.push('\n');
     }
     fs::write(root.join("lib/modules/order"), order)?;
-    for (i, (name, path)) in binaries.iter().enumerate() {
-        copy_elf(
-            path,
-            &root,
-            &Path::new("/tests").join(format!("{i:02}-{name}")),
-        )?;
+    for (i, binary) in binaries.iter().enumerate() {
+        match binary {
+            GuestBinary::Test(name, path) => copy_elf(
+                path,
+                &root,
+                &Path::new("/tests").join(format!("{i:02}-{name}")),
+            )?,
+            GuestBinary::Helper(path) => copy_elf(path, &root, path)?,
+        }
     }
     let init = root.join("init");
     fs::write(&init, INIT)?;
@@ -532,6 +579,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs run /run
+mkdir -p /var && ln -s /run /var/run
 mount -t tmpfs tmp /tmp
 mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf
 for m in $(cat /lib/modules/order); do
