@@ -4,6 +4,7 @@ mod geneve;
 mod gso;
 mod lifecycle;
 mod remap;
+mod wireguard;
 
 use aya::programs::{TcAttachType, tc};
 use clusterwire_common::probe::ProbeCounter;

@@ -111,6 +111,16 @@ const REQUIREMENTS: &[Requirement] = &[
         why: "independent Geneve decoder for the pcap oracle test",
         present: || cmd::exists("tshark"),
     },
+    Requirement {
+        package: "wireguard-tools",
+        why: "wg(8), reads the embedded userspace WireGuard device in the netns tier",
+        present: || cmd::exists("wg"),
+    },
+    Requirement {
+        package: "wireguard-go",
+        why: "the other userspace WireGuard in the netns tier's interop test",
+        present: || cmd::exists("wireguard-go"),
+    },
 ];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {

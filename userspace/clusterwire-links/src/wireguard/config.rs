@@ -241,9 +241,37 @@ fn diff(current: &Device, config: &WireGuardConfig) -> DeviceUpdate {
         }
     }
     if let Some(peer) = peer {
-        update = update.add_peer(peer_update(peer));
+        let existing = current
+            .peers
+            .iter()
+            .find(|existing| Some(&existing.config.public_key) == wanted_peer.as_ref());
+        // Only a peer that changed is written: gotatun rebuilds a peer named in a `set`, which
+        // drops its session (the kernel and wireguard-go update it in place).
+        if existing.is_none_or(|existing| !peer_matches(&existing.config, peer)) {
+            update = update.add_peer(peer_update(peer));
+        }
     }
     update
+}
+
+/// Whether a device's peer already has what `wanted` asks for. An endpoint left unset is
+/// whatever the device learnt; keepalive `None` and `Some(0)` both mean off.
+fn peer_matches(current: &wireguard_control::PeerConfig, wanted: &PeerConfig) -> bool {
+    let endpoint = wanted.endpoint.is_none() || current.endpoint == wanted.endpoint;
+    let keepalive = current.persistent_keepalive_interval.unwrap_or(0)
+        == wanted.persistent_keepalive.unwrap_or(0);
+    let mut have: Vec<IpNet> = current
+        .allowed_ips
+        .iter()
+        .filter_map(|ip| IpNet::new(ip.address, ip.cidr).ok())
+        .map(|net| net.trunc())
+        .collect();
+    let mut want: Vec<IpNet> = wanted.allowed_ips.iter().map(IpNet::trunc).collect();
+    have.sort_unstable();
+    have.dedup();
+    want.sort_unstable();
+    want.dedup();
+    endpoint && keepalive && have == want
 }
 
 fn peer_update(peer: &PeerConfig) -> PeerConfigBuilder {
@@ -282,7 +310,64 @@ fn normalise_handshake(reported: Option<SystemTime>, now: SystemTime) -> Option<
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::normalise_handshake;
+    use wireguard_control::PeerConfigBuilder;
+
+    use super::{PeerConfig, normalise_handshake, peer_matches};
+    use crate::wireguard::PrivateKey;
+
+    fn wanted() -> PeerConfig {
+        PeerConfig {
+            public_key: PrivateKey::generate().public_key(),
+            endpoint: Some("192.0.2.1:51840".parse().expect("endpoint")),
+            allowed_ips: vec![
+                "0.0.0.0/0".parse().expect("net"),
+                "10.1.2.3/16".parse().expect("net"),
+            ],
+            persistent_keepalive: None,
+        }
+    }
+
+    fn current(wanted: &PeerConfig) -> wireguard_control::PeerConfig {
+        let mut builder = PeerConfigBuilder::new(&wanted.public_key.to_control_key())
+            .add_allowed_ip("10.1.0.0".parse().expect("ip"), 16)
+            .add_allowed_ip("0.0.0.0".parse().expect("ip"), 0)
+            .set_persistent_keepalive_interval(0);
+        if let Some(endpoint) = wanted.endpoint {
+            builder = builder.set_endpoint(endpoint);
+        }
+        builder.into_peer_config()
+    }
+
+    #[test]
+    fn an_unchanged_peer_is_not_rewritten() {
+        let wanted = wanted();
+        // Allowed IPs in another order and normalised, keepalive 0 for "off".
+        assert!(peer_matches(&current(&wanted), &wanted));
+        // A server leaves the endpoint to what the device learnt.
+        let mut learnt = current(&wanted);
+        learnt.endpoint = Some("198.51.100.7:40000".parse().expect("endpoint"));
+        let server = PeerConfig {
+            endpoint: None,
+            ..wanted.clone()
+        };
+        assert!(peer_matches(&learnt, &server));
+    }
+
+    #[test]
+    fn a_changed_endpoint_keepalive_or_allowed_ip_is_rewritten() {
+        let wanted = wanted();
+        let mut moved = current(&wanted);
+        moved.endpoint = Some("192.0.2.2:51840".parse().expect("endpoint"));
+        assert!(!peer_matches(&moved, &wanted));
+        let keepalive = PeerConfig {
+            persistent_keepalive: Some(25),
+            ..wanted.clone()
+        };
+        assert!(!peer_matches(&current(&wanted), &keepalive));
+        let mut fewer = current(&wanted);
+        fewer.allowed_ips.pop();
+        assert!(!peer_matches(&fewer, &wanted));
+    }
 
     #[test]
     fn handshake_times_are_wall_clock_whatever_the_implementation_reports() {
