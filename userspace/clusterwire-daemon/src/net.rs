@@ -19,6 +19,9 @@ use rtnetlink::{
 
 /// Route protocol number marking clusterwire's routes (`ip route show proto 203`).
 pub const ROUTE_PROTOCOL: u8 = 203;
+/// Metric of clusterwire's routes: never equal to a connected or CNI route's (0), so adding ours
+/// never replaces one of theirs for the same prefix (theirs wins where both exist).
+pub const ROUTE_METRIC: u32 = 50;
 
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
@@ -354,7 +357,8 @@ fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
     let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(net.network(), net.prefix_len())
         .output_interface(spec.oif)
-        .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
+        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
+        .priority(ROUTE_METRIC);
     if let Some(via) = spec.via {
         builder = builder.gateway(via);
     }

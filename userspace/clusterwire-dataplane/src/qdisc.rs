@@ -4,21 +4,30 @@
 use futures::TryStreamExt as _;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle};
 
-/// Runs one rtnetlink exchange on a private single-threaded runtime (so the netlink socket is
-/// opened in the calling thread's network namespace, and callers need no runtime).
-fn with_handle<T, F>(f: impl FnOnce(rtnetlink::Handle) -> F) -> std::io::Result<T>
+/// Runs one rtnetlink exchange on a private single-threaded runtime, on a thread of its own (it
+/// inherits the calling thread's network namespace), so it works whether or not the caller is
+/// itself inside a tokio runtime, and callers need none.
+fn with_handle<T, F>(f: impl FnOnce(rtnetlink::Handle) -> F + Send) -> std::io::Result<T>
 where
     F: Future<Output = Result<T, rtnetlink::Error>>,
+    T: Send,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    runtime.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection()?;
-        let task = tokio::spawn(connection);
-        let result = f(handle).await.map_err(std::io::Error::other);
-        task.abort();
-        result
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()?;
+                runtime.block_on(async {
+                    let (connection, handle, _) = rtnetlink::new_connection()?;
+                    let task = tokio::spawn(connection);
+                    let result = f(handle).await.map_err(std::io::Error::other);
+                    task.abort();
+                    result
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the netlink thread panicked")))
     })
 }
 
