@@ -77,6 +77,11 @@ const REQUIREMENTS: &[Requirement] = &[
         present: || cmd::exists("ping") || Path::new("/usr/bin/ping").is_file(),
     },
     Requirement {
+        package: "nftables",
+        why: "nft, the simulated CNI of `cwctl lab` (masquerade, NodePort DNAT in lab namespaces)",
+        present: || cmd::exists("nft") || Path::new("/usr/sbin/nft").is_file(),
+    },
+    Requirement {
         package: "qemu-system-x86",
         why: "boots stock kernels for the VM tier",
         present: || cmd::exists("qemu-system-x86_64"),
