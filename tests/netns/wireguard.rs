@@ -408,7 +408,17 @@ fn auto_mode_follows_the_kernel_probe_and_never_starts_an_external_binary() {
         listen_port: Some(wireguard::DEFAULT_PORT),
         peer: None,
     };
-    let (caps, auto, kernel) = ns.enter(|| {
+    let with_peer = WireGuardConfig {
+        peer: Some(PeerConfig {
+            public_key: PrivateKey::generate().public_key(),
+            endpoint: Some(SocketAddr::from((SERVER_UNDERLAY, wireguard::DEFAULT_PORT))),
+            allowed_ips: vec!["0.0.0.0/0".parse().expect("net")],
+            persistent_keepalive: Some(25),
+        }),
+        ..config.clone()
+    };
+    // Everything inside the namespace: a kernel link is reached over netlink from there.
+    let (caps, implementation, reason, bare, peered, kernel) = ns.enter(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -418,35 +428,48 @@ fn auto_mode_follows_the_kernel_probe_and_never_starts_an_external_binary() {
             tokio::spawn(connection);
             probe_kernel(&handle).await
         });
-        let auto = wireguard::create(&name, Mode::Auto, &config);
-        let kernel = auto.as_ref().ok().and_then(|tunnel| {
-            (tunnel.implementation() == Implementation::Userspace)
-                .then(|| wireguard::create(&ifname("ak"), Mode::Kernel, &config))
-        });
-        (caps.expect("probe"), auto, kernel)
+        let mut auto = wireguard::create(&name, Mode::Auto, &config)
+            .unwrap_or_else(|e| panic!("auto: {}", chain(&e)));
+        let bare = auto.stats().expect("stats");
+        auto.apply(&with_peer).expect("apply a peer");
+        let peered = auto.stats().expect("stats");
+        let kernel = (auto.implementation() == Implementation::Userspace)
+            .then(|| wireguard::create(&ifname("ak"), Mode::Kernel, &config));
+        let (implementation, reason) = (auto.implementation(), auto.reason());
+        auto.delete().expect("delete");
+        (
+            caps.expect("probe"),
+            implementation,
+            reason,
+            bare,
+            peered,
+            kernel,
+        )
     });
-    let auto = auto.unwrap_or_else(|e| panic!("auto: {}", chain(&e)));
     println!(
-        "probe: wireguard {}; auto chose {} ({})",
-        caps.wireguard,
-        auto.implementation(),
-        auto.reason()
+        "probe: wireguard {}; auto chose {implementation} ({reason})",
+        caps.wireguard
     );
-    let stats = auto.stats().expect("stats");
-    assert_eq!(stats.public_key, Some(key.public_key()));
-    assert_eq!(stats.listen_port, Some(wireguard::DEFAULT_PORT));
-    assert!(stats.peers.is_empty());
+    assert_eq!(bare.public_key, Some(key.public_key()));
+    assert_eq!(bare.listen_port, Some(wireguard::DEFAULT_PORT));
+    assert!(bare.peers.is_empty());
+    let peer = with_peer.peer.as_ref().expect("peer");
+    let read = peered
+        .peer(&peer.public_key)
+        .unwrap_or_else(|| panic!("no peer in {peered:?}"));
+    assert_eq!(read.endpoint, peer.endpoint);
+    assert_eq!(read.allowed_ips, peer.allowed_ips);
+    assert_eq!(read.last_handshake, None);
     if caps.wireguard.is_available() {
-        assert_eq!(auto.implementation(), Implementation::Kernel);
+        assert_eq!(implementation, Implementation::Kernel);
     } else {
-        assert_eq!(auto.implementation(), Implementation::Userspace);
-        assert!(auto.reason().contains("EOPNOTSUPP"), "{}", auto.reason());
+        assert_eq!(implementation, Implementation::Userspace);
+        assert!(reason.contains("EOPNOTSUPP"), "{reason}");
         match kernel {
             Some(Err(WireGuardError::KernelUnavailable { .. })) => {}
             other => panic!("--wireguard kernel without a driver: {other:?}"),
         }
     }
-    auto.delete().expect("delete");
 
     // No device behind the name: an error, not wireguard-control starting wireguard-go.
     let missing = ifname("nx");

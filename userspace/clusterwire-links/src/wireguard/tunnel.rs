@@ -93,10 +93,16 @@ impl fmt::Display for Implementation {
 
 /// A gateway's WireGuard device, kernel or embedded userspace, created and configured.
 ///
-/// Dropping it stops an embedded device (its TUN device and UAPI socket go away with it) and
-/// leaves a kernel link in place, for the next process to adopt through [`create`]; [`delete`]
-/// removes either.
+/// Dropping it stops an embedded device (its TUN device and UAPI socket go away with it; the drop
+/// waits up to about two seconds for the device thread) and leaves a kernel link in place, for
+/// the next process to adopt through [`create`]; [`delete`] removes either.
 ///
+/// A kernel link is reached over netlink from the calling thread's network namespace: call
+/// [`apply`], [`stats`] and [`delete`] from the namespace the tunnel was created in (a gateway
+/// lives in one). The embedded device is reached over its UAPI socket, from anywhere on the host.
+///
+/// [`apply`]: Tunnel::apply
+/// [`stats`]: Tunnel::stats
 /// [`delete`]: Tunnel::delete
 #[derive(Debug)]
 pub struct Tunnel {
