@@ -2,6 +2,7 @@
 //! root. Every namespace is an RAII guard, deleted even when a test panics.
 mod geneve;
 mod gso;
+mod lab;
 mod lifecycle;
 mod remap;
 mod wireguard;
