@@ -217,9 +217,24 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
     // cl01 serves cl02, cl02 serves cl03, cl03 serves cl01); the server sees the client's
     // node WAN address (masqueraded on the way out).
     for (client_ns, server_ns, server_wan, client_wan) in [
-        ("cwlab-cl02-gw-cl01", "cwlab-cl01-gw-cl02", [198, 18, 0, 11], [198, 18, 0, 21]),
-        ("cwlab-cl03-gw-cl02", "cwlab-cl02-gw-cl03", [198, 18, 0, 22], [198, 18, 0, 32]),
-        ("cwlab-cl01-gw-cl03", "cwlab-cl03-gw-cl01", [198, 18, 0, 31], [198, 18, 0, 12]),
+        (
+            "cwlab-cl02-gw-cl01",
+            "cwlab-cl01-gw-cl02",
+            [198, 18, 0, 11],
+            [198, 18, 0, 21],
+        ),
+        (
+            "cwlab-cl03-gw-cl02",
+            "cwlab-cl02-gw-cl03",
+            [198, 18, 0, 22],
+            [198, 18, 0, 32],
+        ),
+        (
+            "cwlab-cl01-gw-cl03",
+            "cwlab-cl03-gw-cl01",
+            [198, 18, 0, 31],
+            [198, 18, 0, 12],
+        ),
     ] {
         let seen = udp_check(
             server_ns,
@@ -227,7 +242,11 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
             client_ns,
             SocketAddrV4::new(Ipv4Addr::from(server_wan), 31840),
         );
-        assert_eq!(seen, Ipv4Addr::from(client_wan), "{client_ns} -> {server_ns}");
+        assert_eq!(
+            seen,
+            Ipv4Addr::from(client_wan),
+            "{client_ns} -> {server_ns}"
+        );
     }
 
     // Manifests and keys where the daemons will read them.
@@ -239,7 +258,17 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
     assert_eq!(status.matches("\"seen_from\"").count(), 12, "{status}");
 
     // `exec` runs inside the pod.
-    let exec = lab_ok(&["exec", "cl03/n2-b", "--", "ip", "-4", "-br", "addr", "show", "eth0"]);
+    let exec = lab_ok(&[
+        "exec",
+        "cl03/n2-b",
+        "--",
+        "ip",
+        "-4",
+        "-br",
+        "addr",
+        "show",
+        "eth0",
+    ]);
     assert!(exec.contains("10.0.2.11/24"), "{exec}");
 
     // After a crash (state directory lost), `down` still removes every namespace.
