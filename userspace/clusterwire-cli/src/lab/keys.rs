@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     fs,
     io::Write as _,
-    os::unix::fs::OpenOptionsExt as _,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -48,14 +48,18 @@ impl Keys {
     }
 
     /// Writes every private key, base64 and a newline (the `wg genkey` format), to
-    /// `<dir>/<cluster>/keys/gw-<peer>.key` with mode 0600; returns the paths by
+    /// `<dir>/<cluster>/keys/gw-<peer>.key` with mode 0600 (the `keys` directory 0700); returns
+    /// the paths by
     /// `(cluster, peer)`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<BTreeMap<(String, String), PathBuf>> {
         let mut paths = BTreeMap::new();
         for ((cluster, peer), key) in &self.0 {
             let path = key_path(dir, cluster, peer);
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
             let mut file = fs::OpenOptions::new()
@@ -97,6 +101,11 @@ mod tests {
         for ((cluster, peer), path) in &paths {
             let mode = fs::metadata(path).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", path.display());
+            let dir_mode = fs::metadata(path.parent().expect("keys dir"))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
             let text = fs::read_to_string(path).expect("read");
             let key = Key::from_base64(text.trim()).expect("base64 key");
             assert_eq!(
