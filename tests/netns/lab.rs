@@ -282,16 +282,32 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
     drop(guard);
 }
 
-#[test]
-#[ignore = "needs the daemons"]
-fn lab_up_test_down_end_to_end() {
+/// `up`, `test` and `down` with the real daemons, as a user runs them.
+fn end_to_end(up_args: &[&str]) {
     let guard = Lab::claim();
-    let up = lab_ok(&["up"]);
+    let up = lab_ok(up_args);
     assert!(up.contains("lab up in"), "{up}");
     let matrix = lab_ok(&["test"]);
     assert!(matrix.contains("checks passed"), "{matrix}");
+    let status = lab_ok(&["status"]);
+    assert!(
+        !status.contains("Connecting") && !status.contains("Error"),
+        "{status}"
+    );
     lab_ok(&["down"]);
     assert_eq!(lab_namespaces(), Vec::<String>::new());
     assert!(!Path::new(STATE_DIR).exists());
     drop(guard);
+}
+
+#[test]
+#[ignore = "needs the daemons"]
+fn lab_up_test_down_end_to_end() {
+    end_to_end(&["up"]);
+}
+
+#[test]
+#[ignore = "needs the daemons"]
+fn lab_up_test_down_end_to_end_three_clusters() {
+    end_to_end(&["up", "--clusters", "3"]);
 }
