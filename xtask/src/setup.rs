@@ -97,6 +97,11 @@ const REQUIREMENTS: &[Requirement] = &[
         present: || cmd::exists("cpio"),
     },
     Requirement {
+        package: "binutils",
+        why: "strip, drops debug sections of the test binaries packed into the VM initramfs",
+        present: || cmd::exists("strip"),
+    },
+    Requirement {
         package: "kmod",
         why: "modinfo, to order the VM kernel's modules",
         present: || cmd::exists("modinfo") || Path::new("/usr/sbin/modinfo").is_file(),

@@ -501,12 +501,15 @@ fn build_initramfs(
     fs::write(root.join("lib/modules/order"), order)?;
     for (i, binary) in binaries.iter().enumerate() {
         match binary {
-            GuestBinary::Test(name, path) => copy_elf(
-                path,
-                &root,
-                &Path::new("/tests").join(format!("{i:02}-{name}")),
-            )?,
-            GuestBinary::Helper(path) => copy_elf(path, &root, path)?,
+            GuestBinary::Test(name, path) => {
+                let to = Path::new("/tests").join(format!("{i:02}-{name}"));
+                copy_elf(path, &root, &to)?;
+                strip_debug(&root, &to)?;
+            }
+            GuestBinary::Helper(path) => {
+                copy_elf(path, &root, path)?;
+                strip_debug(&root, path)?;
+            }
         }
     }
     fs::create_dir_all(root.join("testargs"))?;
@@ -538,6 +541,13 @@ fn build_initramfs(
         bail!("cpio failed packing {}", root.display());
     }
     Ok(cpio)
+}
+
+/// Drops the debug sections of a test binary in the initramfs (symbols stay, so backtraces keep
+/// function names): debug builds are hundreds of MiB, more than the guest's memory can unpack.
+fn strip_debug(root: &Path, path: &Path) -> anyhow::Result<()> {
+    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
+    cmd::run(Command::new("strip").arg("--strip-debug").arg(&inside))
 }
 
 fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
