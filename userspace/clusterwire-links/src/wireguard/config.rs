@@ -312,7 +312,7 @@ mod tests {
 
     use wireguard_control::PeerConfigBuilder;
 
-    use super::{PeerConfig, normalise_handshake, peer_matches};
+    use super::{PeerConfig, WireGuardConfig, normalise_handshake, peer_matches};
     use crate::wireguard::PrivateKey;
 
     fn wanted() -> PeerConfig {
@@ -336,6 +336,20 @@ mod tests {
             builder = builder.set_endpoint(endpoint);
         }
         builder.into_peer_config()
+    }
+
+    #[test]
+    fn a_configuration_prints_without_its_private_key() {
+        let key = PrivateKey::generate();
+        let secret = key.to_control_key().to_base64();
+        let config = WireGuardConfig {
+            private_key: key,
+            listen_port: Some(51840),
+            peer: Some(wanted()),
+        };
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains(&secret), "{shown}");
+        assert!(shown.contains("redacted") && shown.contains("51840"), "{shown}");
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! ```
 use wireguard_control::{Backend, Device, DeviceUpdate, Key};
 
+use self::config::interface;
 use crate::error::LinkError;
 
 mod config;
@@ -61,7 +62,8 @@ pub struct WireGuardLink {
     pub public_key: Option<String>,
 }
 
-/// Creates (or updates) a kernel WireGuard device with a private key and listen port.
+/// Creates (or updates) a kernel WireGuard device with a private key and listen port (the
+/// capability probe's primitive; gateways use [`create`]).
 ///
 /// Fails with an I/O error of raw code `EOPNOTSUPP` where the kernel has no WireGuard driver.
 pub fn create_kernel(name: &str, private_key: &Key, listen_port: u16) -> Result<(), LinkError> {
@@ -89,8 +91,6 @@ pub fn delete_kernel(name: &str) -> Result<(), LinkError> {
         .map_err(|source| wg("get", name, source))?;
     device.delete().map_err(|source| wg("delete", name, source))
 }
-
-use config::interface;
 
 fn wg(op: &'static str, name: &str, source: std::io::Error) -> LinkError {
     LinkError::WireGuard {
