@@ -12,6 +12,7 @@ use clusterwire_dataplane::{
 };
 use clusterwire_fabric::desired::GatewayDesired;
 use clusterwire_links::wireguard::{PeerConfig, PrivateKey, PublicKey, Tunnel, WireGuardConfig};
+use ipnet::Ipv4Net;
 use tracing::warn;
 
 /// What one apply changed, per table (added, updated, removed).
@@ -93,11 +94,16 @@ impl Gateway {
             .apply(&config)
             .context("configuring WireGuard")?;
 
+        // The peer gateway's own tunnel address is announced implicitly (the health check
+        // comes from it): an identity entry, or anti-spoofing would drop its pongs.
+        let mut remap_src = desired.remap_src.clone();
+        let peer = Ipv4Net::from(desired.peer_tunnel_address);
+        remap_src.insert(peer, peer);
         // NAT tables first: a route into the tunnel never exists before its translation.
         let mut applied = Applied {
             nat: [
                 triple(self.nat.sync_remaps(RemapKind::Dst, &desired.remap_dst)?),
-                triple(self.nat.sync_remaps(RemapKind::Src, &desired.remap_src)?),
+                triple(self.nat.sync_remaps(RemapKind::Src, &remap_src)?),
                 triple(self.nat.sync_ipmap(IpMapKind::Exit, &desired.ipmap_exit)?),
                 triple(
                     self.nat
