@@ -269,7 +269,7 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
         "show",
         "eth0",
     ]);
-    assert!(exec.contains("10.0.2.11/24"), "{exec}");
+    assert!(exec.contains("10.0.2.11/32"), "{exec}");
 
     // After a crash (state directory lost), `down` still removes every namespace.
     std::fs::remove_dir_all(STATE_DIR).expect("drop the state directory");

@@ -12,7 +12,7 @@
 //!   | nft: masquerade pod->wan0,   |     | nft: masquerade pod->wan0      |
 //!   |  NodePort 31840 -> gw:51840  |     | route 10.0.1.0/24 via .11      |
 //!   | route 10.0.2.0/24 via .12    |     |                                |
-//!   | cni0 10.0.1.1/24             |     | cni0 10.0.2.1/24               |
+//!   | pod veths, gw 10.0.1.1/32    |     | pod veths, gw 10.0.2.1/32      |
 //!   |  +- n1-a 10.0.1.10           |     |  +- n2-a 10.0.2.10             |
 //!   |  +- n1-b 10.0.1.11           |     |  +- n2-b 10.0.2.11             |
 //!   |  +- gw-<peer> 10.0.1.10P     |     |  +- gw-<2nd peer> 10.0.2.10P   |

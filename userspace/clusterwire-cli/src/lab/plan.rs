@@ -57,7 +57,7 @@ pub struct Pod {
     pub netns: String,
     /// Its address.
     pub address: Ipv4Addr,
-    /// Interface name of its veth on the node side (in the node's `cni0` bridge).
+    /// Interface name of its veth on the node side (point to point, routed by the node).
     pub node_veth: String,
 }
 
@@ -76,7 +76,7 @@ pub struct Node {
     pub wan: Ipv4Addr,
     /// Its pod CIDR (`10.0.<k>.0/24`).
     pub pod_cidr: Ipv4Net,
-    /// The node's address on its `cni0` bridge: the pods' default gateway.
+    /// The pods' default gateway: the node holds it (/32) on every pod veth.
     pub cni_address: Ipv4Addr,
     /// Application pods.
     pub pods: Vec<Pod>,

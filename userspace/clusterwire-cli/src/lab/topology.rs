@@ -1,6 +1,6 @@
 //! Builds the lab's namespaces and links from the [`Plan`] (see the module docs of `lab` for
-//! the diagram): the WAN, per cluster an underlay bridge, nodes with a `cni0` bridge for their
-//! pods, the simulated CNI (routes between nodes, masquerade toward the WAN) and the `NodePort`
+//! the diagram): the WAN, per cluster an underlay bridge, nodes with a point-to-point veth per
+//! pod, the simulated CNI (routes between nodes, masquerade toward the WAN) and the `NodePort`
 //! of every gateway server.
 
 use std::fmt::Write as _;
@@ -111,10 +111,9 @@ fn build_node(cluster: &Cluster, node: &Node) -> anyhow::Result<()> {
         ns,
         &["route", "add", "default", "via", &WAN_ROUTER.to_string()],
     )?;
-    // Pods: a cni0 bridge holding the node's pod-CIDR gateway address.
-    bridge(ns, "cni0")?;
-    let cni = format!("{}/{}", node.cni_address, node.pod_cidr.prefix_len());
-    ip_in(ns, &["addr", "add", &cni, "dev", "cni0"])?;
+    // Pods: point-to-point veths (as the ptp/Calico-style CNIs): the node holds the pods'
+    // gateway address on every pod veth and routes each pod address to its veth, so all
+    // traffic between pods goes through the node's routing (no shared L2, no ICMP redirects).
     for pod in &node.pods {
         build_pod(node, pod, false)?;
     }
@@ -142,17 +141,37 @@ fn build_node(cluster: &Cluster, node: &Node) -> anyhow::Result<()> {
 fn build_pod(node: &Node, pod: &Pod, gateway: bool) -> anyhow::Result<()> {
     new_netns(&pod.netns, gateway)?;
     veth(&pod.netns, "eth0", &node.netns, &pod.node_veth)?;
-    enslave(&node.netns, &pod.node_veth, "cni0")?;
-    let addr = format!("{}/{}", pod.address, node.pod_cidr.prefix_len());
-    ip_in(&pod.netns, &["addr", "add", &addr, "dev", "eth0"])?;
+    let cni = node.cni_address.to_string();
+    let address = pod.address.to_string();
     ip_in(
         &pod.netns,
+        &["addr", "add", &format!("{address}/32"), "dev", "eth0"],
+    )?;
+    ip_in(
+        &pod.netns,
+        &["route", "add", &cni, "dev", "eth0", "scope", "link"],
+    )?;
+    ip_in(
+        &pod.netns,
+        &["route", "add", "default", "via", &cni, "dev", "eth0"],
+    )?;
+    let veth = pod.node_veth.as_str();
+    ip_in(
+        &node.netns,
+        &["addr", "add", &format!("{cni}/32"), "dev", veth],
+    )?;
+    ip_in(
+        &node.netns,
         &[
             "route",
             "add",
-            "default",
-            "via",
-            &node.cni_address.to_string(),
+            &format!("{address}/32"),
+            "dev",
+            veth,
+            "scope",
+            "link",
+            "src",
+            &cni,
         ],
     )?;
     Ok(())
