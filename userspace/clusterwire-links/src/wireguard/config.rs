@@ -349,7 +349,10 @@ mod tests {
         };
         let shown = format!("{config:?} {config:#?}");
         assert!(!shown.contains(&secret), "{shown}");
-        assert!(shown.contains("redacted") && shown.contains("51840"), "{shown}");
+        assert!(
+            shown.contains("redacted") && shown.contains("51840"),
+            "{shown}"
+        );
     }
 
     #[test]
