@@ -2,6 +2,8 @@
 //!
 //! - `nodes.yaml`: core `Node` objects (`InternalIP` on the underlay, `ExternalIP` on the WAN,
 //!   `spec.podCIDR`/`podCIDRs`) and one `InternalNode` per node (internal-CIDR address);
+//! - `ips.yaml`: one `IP` per node mapping its internal address (the source of its
+//!   host-network traffic toward remote pods) into the external CIDR (10.70.0.1, ...);
 //! - `cluster.yaml`: the cluster-id `ConfigMap` (a kind the daemons ignore; kept for tooling);
 //! - `tenant-<peer>.yaml`, per peer: the `Configuration` (remote CIDRs and their remaps from the
 //!   IPAM in `status.remote.cidr`), the `GatewayServer` or `GatewayClient` (with
@@ -67,6 +69,15 @@ impl Internal {
         })
     }
 
+    /// An address of the external CIDR for `local` (an `IP` resource named `key`).
+    fn external(&mut self, key: &str, local: Ipv4Addr) -> anyhow::Result<Ipv4Addr> {
+        match self.ipam.allocate_ip(key, IpAddr::V4(local)) {
+            Ok(IpAddr::V4(a)) => Ok(a),
+            Ok(IpAddr::V6(a)) => anyhow::bail!("external address {a} for {key} is IPv6"),
+            Err(e) => Err(e).with_context(|| format!("external address for {key}")),
+        }
+    }
+
     fn address(&mut self, owner: &InternalOwner) -> anyhow::Result<Ipv4Addr> {
         match self.ipam.allocate_internal(owner, Family::V4) {
             Ok(IpAddr::V4(a)) => Ok(a),
@@ -80,9 +91,16 @@ fn labels(peer: &str) -> Value {
     json!({ REMOTE_ID: peer })
 }
 
-/// Core Nodes, then one `InternalNode` per node.
-fn node_objects(cluster: &Cluster, internal: &mut Internal) -> anyhow::Result<Vec<Value>> {
+/// Node name -> its internal-CIDR address.
+type NodeAddresses = Vec<(String, Ipv4Addr)>;
+
+/// Core Nodes, then one `InternalNode` per node; and the nodes' internal addresses.
+fn node_objects(
+    cluster: &Cluster,
+    internal: &mut Internal,
+) -> anyhow::Result<(Vec<Value>, NodeAddresses)> {
     let mut nodes = Vec::new();
+    let mut node_ips = Vec::new();
     let mut internal_nodes = Vec::new();
     for node in &cluster.nodes {
         nodes.push(json!({
@@ -100,6 +118,7 @@ fn node_objects(cluster: &Cluster, internal: &mut Internal) -> anyhow::Result<Ve
             ]},
         }));
         let ip = internal.address(&InternalOwner::Node(node.name.clone()))?;
+        node_ips.push((node.name.clone(), ip));
         internal_nodes.push(json!({
             "apiVersion": NETWORKING,
             "kind": "InternalNode",
@@ -111,16 +130,44 @@ fn node_objects(cluster: &Cluster, internal: &mut Internal) -> anyhow::Result<Ve
         }));
     }
     nodes.extend(internal_nodes);
-    Ok(nodes)
+    Ok((nodes, node_ips))
+}
+
+/// One `IP` resource per node, mapping the node's internal address (the source the agent
+/// gives host-network traffic toward remote pods) to an address of the external CIDR, as the
+/// controller would: the gateways SNAT it into the tunnel and DNAT the replies back, so a
+/// remote pod can answer a node's host-network process.
+fn node_ip_objects(
+    node_ips: &[(String, Ipv4Addr)],
+    internal: &mut Internal,
+) -> anyhow::Result<Vec<Value>> {
+    let mut ips = Vec::new();
+    for (node, local) in node_ips {
+        let name = format!("node-{node}");
+        let external = internal.external(&format!("liqo/{name}"), *local)?;
+        ips.push(json!({
+            "apiVersion": "ipam.liqo.io/v1alpha1",
+            "kind": "IP",
+            "metadata": { "name": name, "namespace": "liqo" },
+            "spec": { "ip": local.to_string() },
+            "status": { "ip": external.to_string(), "cidr": EXTERNAL_CIDR.to_string() },
+        }));
+    }
+    Ok(ips)
 }
 
 /// Every manifest file of `cluster`.
 pub fn cluster_files(plan: &Plan, cluster: &Cluster, keys: &Keys) -> anyhow::Result<Vec<File>> {
     let mut internal = Internal::new()?;
+    let (nodes, node_ips) = node_objects(cluster, &mut internal)?;
     let mut files = vec![
         File {
             name: "nodes.yaml".to_owned(),
-            objects: node_objects(cluster, &mut internal)?,
+            objects: nodes,
+        },
+        File {
+            name: "ips.yaml".to_owned(),
+            objects: node_ip_objects(&node_ips, &mut internal)?,
         },
         File {
             name: "cluster.yaml".to_owned(),
@@ -338,6 +385,9 @@ mod tests {
                 assert_eq!(want.remap_src.get(&POD_CIDR), Some(&view.pod));
                 assert_eq!(want.node_routes.len(), cluster.nodes.len());
                 assert!(want.vni.is_some());
+                // Every node's internal address is mapped into the external CIDR.
+                assert_eq!(want.ipmap_exit.len(), cluster.nodes.len());
+                assert!(want.ipmap_exit.values().all(|a| EXTERNAL_CIDR.contains(a)));
                 assert_eq!(
                     want.wireguard.peer.public_key,
                     Keys::public_of_loaded(&root, &plan, &gateway.peer, &cluster.name)
