@@ -1,5 +1,5 @@
 //! What the gateways report: their Connection status files (`DIR/status/connection-<ns>-gw-
-//! <name>.yaml`) and the tunnel implementation they log; waiting for every Connection to be
+//! <name>.yaml`) and the WireGuard and Geneve implementations they log; waiting for every Connection to be
 //! `Connected`, and the table `cwctl lab up` and `cwctl lab status` print.
 
 use std::{
@@ -30,6 +30,8 @@ pub struct ConnectionRow {
     pub peer: String,
     /// `kernel` / `userspace` (from the gateway's log), `-` when unknown.
     pub tunnel: String,
+    /// `kernel` / `ebpf` (from the gateway's log), `-` when unknown.
+    pub geneve: String,
     /// `status.value`, `-` when there is no status file yet.
     pub status: String,
     /// `status.latency.value`, `-` when absent.
@@ -51,11 +53,12 @@ pub fn parse_status(yaml: &str) -> Option<(String, String)> {
     ))
 }
 
-/// The implementation named by the last `wireguard implementation: <name>` line of a log.
-pub fn implementation_from_log(log: &str) -> Option<String> {
-    const NEEDLE: &str = "wireguard implementation: ";
-    let line = log.lines().rev().find(|l| l.contains(NEEDLE))?;
-    let rest = &line[line.find(NEEDLE)? + NEEDLE.len()..];
+/// The implementation named by the last `<what> implementation: <name>` phrase of a log
+/// (`what` is `wireguard` or `geneve`).
+pub fn implementation_from_log(log: &str, what: &str) -> Option<String> {
+    let needle = format!("{what} implementation: ");
+    let line = log.lines().rev().find(|l| l.contains(&needle))?;
+    let rest = &line[line.find(&needle)? + needle.len()..];
     let word: String = rest
         .chars()
         .take_while(char::is_ascii_alphanumeric)
@@ -75,16 +78,17 @@ pub fn rows(plan: &Plan, paths: &Paths) -> Vec<ConnectionRow> {
                 .ok()
                 .and_then(|t| parse_status(&t))
                 .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
-            let tunnel = fs::read_to_string(paths.log(&gateway.instance))
-                .ok()
-                .and_then(|l| implementation_from_log(&l))
-                .unwrap_or_else(|| "-".to_owned());
+            let log = fs::read_to_string(paths.log(&gateway.instance)).unwrap_or_default();
+            let implementation =
+                |what| implementation_from_log(&log, what).unwrap_or_else(|| "-".to_owned());
+            let (tunnel, geneve) = (implementation("wireguard"), implementation("geneve"));
             rows.push(ConnectionRow {
                 cluster: cluster.name.clone(),
                 gateway: gateway.key(),
                 role: role_name(gateway.role),
                 peer: gateway.peer.clone(),
                 tunnel,
+                geneve,
                 status,
                 latency,
             });
@@ -104,6 +108,7 @@ pub fn format_rows(rows: &[ConnectionRow]) -> String {
                 r.role.to_owned(),
                 r.peer.clone(),
                 r.tunnel.clone(),
+                r.geneve.clone(),
                 r.status.clone(),
                 r.latency.clone(),
             ]
@@ -116,6 +121,7 @@ pub fn format_rows(rows: &[ConnectionRow]) -> String {
             "ROLE",
             "PEER",
             "TUNNEL",
+            "GENEVE",
             "CONNECTION",
             "LATENCY",
         ],
@@ -146,7 +152,14 @@ pub fn wait_connected(
         let waiting: Vec<String> = rows
             .iter()
             .filter(|r| r.status != "Connected")
-            .map(|r| format!("{} {} ({})", r.cluster, r.gateway, r.status))
+            .map(|r| {
+                let status = if r.status == "-" {
+                    "no status yet"
+                } else {
+                    &r.status
+                };
+                format!("{} {} ({status})", r.cluster, r.gateway)
+            })
             .collect();
         if waiting.is_empty() {
             return Ok(rows);
@@ -198,8 +211,16 @@ mod tests {
     fn implementation_is_the_last_one_logged() {
         let log = "\u{1b}[2m2026\u{1b}[0m INFO wireguard implementation: kernel\n\
                    x INFO wireguard implementation: userspace (gotatun)\nother\n";
-        assert_eq!(implementation_from_log(log).as_deref(), Some("userspace"));
-        assert_eq!(implementation_from_log("nothing"), None);
+        assert_eq!(
+            implementation_from_log(log, "wireguard").as_deref(),
+            Some("userspace")
+        );
+        assert_eq!(implementation_from_log("nothing", "wireguard"), None);
+        let log = "INFO datapath attached (geneve implementation: ebpf) instance=x\n";
+        assert_eq!(
+            implementation_from_log(log, "geneve").as_deref(),
+            Some("ebpf")
+        );
     }
 
     #[test]
@@ -211,6 +232,7 @@ mod tests {
                 role: "server",
                 peer: "cl02".into(),
                 tunnel: "kernel".into(),
+                geneve: "ebpf".into(),
                 status: "Connected".into(),
                 latency: "412μs".into(),
             },
@@ -220,15 +242,16 @@ mod tests {
                 role: "client",
                 peer: "cl01".into(),
                 tunnel: "userspace".into(),
+                geneve: "ebpf".into(),
                 status: "Connecting".into(),
                 latency: "-".into(),
             },
         ];
         let text = format_rows(&rows);
         let expected = "\
-CLUSTER  GATEWAY                ROLE    PEER  TUNNEL     CONNECTION  LATENCY
-cl01     liqo-tenant-cl02/cl02  server  cl02  kernel     Connected   412μs
-cl02     liqo-tenant-cl01/cl01  client  cl01  userspace  Connecting  -
+CLUSTER  GATEWAY                ROLE    PEER  TUNNEL     GENEVE  CONNECTION  LATENCY
+cl01     liqo-tenant-cl02/cl02  server  cl02  kernel     ebpf    Connected   412μs
+cl02     liqo-tenant-cl01/cl01  client  cl01  userspace  ebpf    Connecting  -
 ";
         assert_eq!(text, expected);
     }

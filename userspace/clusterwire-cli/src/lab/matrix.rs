@@ -96,12 +96,19 @@ pub fn format_pods(rows: &[PodRow]) -> String {
                 r.target.clone(),
                 r.address.to_string(),
                 cell(&r.ping),
+                match &r.ping {
+                    Ok(detail) if detail.ends_with(" ms") => detail.clone(),
+                    _ => "-".to_owned(),
+                },
                 cell(&r.tcp),
                 cell(&r.udp),
             ]
         })
         .collect();
-    table::format(&["SOURCE", "TARGET", "VIA", "PING", "TCP", "UDP"], &body)
+    table::format(
+        &["SOURCE", "TARGET", "VIA", "PING", "RTT", "TCP", "UDP"],
+        &body,
+    )
 }
 
 /// The deeper checks as a table.
@@ -176,7 +183,7 @@ fn pod_row(plan: &Plan, local: &Cluster, index: usize, pod: &Pod, remote: &Clust
         reach(plan, &local.name, &remote.name, t.address).unwrap_or(Ipv4Addr::UNSPECIFIED);
     let expected_source = reach(plan, &remote.name, &local.name, pod.address);
     let ping = probe::ping(&pod.netns, address)
-        .map(|()| "replied".to_owned())
+        .map(|rtt| rtt.map_or_else(|| "replied".to_owned(), |ms| format!("{ms:.3} ms")))
         .map_err(|e| format!("{e:#}"));
     let tcp = match probe::tcp_send(
         &pod.netns,
@@ -379,14 +386,14 @@ mod tests {
             source: "cl01/n1-a".into(),
             target: "cl02/n1-b".into(),
             address: Ipv4Addr::new(10, 1, 1, 11),
-            ping: Ok("replied".into()),
+            ping: Ok("0.420 ms".into()),
             tcp: Err("TCP connect to 10.1.1.11:7000: timed out".into()),
             udp: Ok("seen as 10.1.1.10".into()),
         }];
         assert_eq!(
             format_pods(&rows),
-            "SOURCE     TARGET     VIA        PING  TCP   UDP\n\
-             cl01/n1-a  cl02/n1-b  10.1.1.11  ok    FAIL  ok\n"
+            "SOURCE     TARGET     VIA        PING  RTT       TCP   UDP\n\
+             cl01/n1-a  cl02/n1-b  10.1.1.11  ok    0.420 ms  FAIL  ok\n"
         );
         let extras = vec![ExtraRow {
             check: "traceroute",

@@ -228,8 +228,15 @@ pub fn udp_echo(ns: &str, dst: SocketAddrV4) -> anyhow::Result<Ipv4Addr> {
     })?
 }
 
-/// `ping` from `ns` (3 echo requests, one answer is enough).
-pub fn ping(ns: &str, dst: Ipv4Addr) -> anyhow::Result<()> {
+/// The average round trip of ping's summary line (`rtt min/avg/max/mdev = a/b/c/d ms`).
+pub fn ping_average_ms(output: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains("min/avg/max"))?;
+    let values = line.split('=').nth(1)?.trim();
+    values.split('/').nth(1)?.trim().parse().ok()
+}
+
+/// `ping` from `ns` (3 echo requests, one answer is enough); the average round trip in ms.
+pub fn ping(ns: &str, dst: Ipv4Addr) -> anyhow::Result<Option<f64>> {
     netns::run(Command::new("ip").args([
         "netns",
         "exec",
@@ -245,7 +252,7 @@ pub fn ping(ns: &str, dst: Ipv4Addr) -> anyhow::Result<()> {
         "2",
         &dst.to_string(),
     ]))
-    .map(|_| ())
+    .map(|out| ping_average_ms(&String::from_utf8_lossy(&out.stdout)))
     .with_context(|| format!("ping {dst} from {ns}"))
 }
 
@@ -379,6 +386,14 @@ mod tests {
         // Not a short repetition: a bulk transfer that drops or duplicates a segment changes
         // the hash.
         assert_ne!(p[..1024], p[1024..2048]);
+    }
+
+    #[test]
+    fn ping_summary_gives_the_average() {
+        let out = "--- 10.1.1.11 ping statistics ---\n3 packets transmitted, 3 received, 0% packet \
+                   loss, time 402ms\nrtt min/avg/max/mdev = 0.311/0.420/0.602/0.130 ms\n";
+        assert_eq!(ping_average_ms(out), Some(0.42));
+        assert_eq!(ping_average_ms("no summary"), None);
     }
 
     #[test]
