@@ -297,6 +297,15 @@ fn end_to_end(up_args: &[&str]) {
     lab_ok(&["down"]);
     assert_eq!(lab_namespaces(), Vec::<String>::new());
     assert!(!Path::new(STATE_DIR).exists());
+    let pins: Vec<String> = std::fs::read_dir("/sys/fs/bpf/clusterwire")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("cwlab-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(pins, Vec::<String>::new(), "bpffs instances left behind");
     drop(guard);
 }
 

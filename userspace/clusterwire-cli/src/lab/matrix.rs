@@ -337,7 +337,8 @@ pub fn run(plan: &Plan, scope: Scope) -> anyhow::Result<()> {
         println!("  {line}");
     }
     bail!(
-        "{} of {} checks failed (see above; daemon logs in {}/logs)",
+        "{} of {} checks failed (see above; daemon logs in {}/logs; the lab stays up, \
+         `cwctl lab down` removes it)",
         failed.len(),
         pod_rows.len() * 3 + extra_rows.len(),
         super::STATE_DIR

@@ -366,6 +366,12 @@ fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<()> {
         )?;
         print!("{}", connections::format_rows(&rows));
         println!("lab up in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "next: `cwctl lab test`, `cwctl lab status`, `cwctl lab exec cl01/n1-a -- ping {}`; \
+             `cwctl lab down` removes it",
+            plan.seen_from("cl01", "cl02", std::net::Ipv4Addr::new(10, 0, 2, 11))
+                .map_or_else(String::new, |a| a.to_string())
+        );
         Ok(())
     })();
     result.map_err(|e| {
