@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use anyhow::bail;
 
 use super::{
-    plan::{Cluster, Plan, Pod},
+    plan::{Cluster, MTU, Plan, Pod},
     probe::{self, CLOSED_PORT, Hop, TCP_PORT, UDP_PORT},
     table,
 };
@@ -221,17 +221,11 @@ fn extras(plan: &Plan, local: &Cluster, remote: &Cluster) -> Vec<ExtraRow> {
 
     let dst = seen(last);
     let bulk = probe::pattern(BULK_BYTES);
-    let result = probe::tcp_send(&first.netns, SocketAddrV4::new(dst, TCP_PORT), &bulk)
-        .map(|o| {
-            #[expect(clippy::cast_precision_loss, reason = "a rate for humans")]
-            let mb = o.sent as f64 / 1e6;
-            format!(
-                "{mb:.1} MB intact in {:.2} s ({:.0} MB/s)",
-                o.seconds,
-                mb / o.seconds
-            )
-        })
-        .map_err(|e| format!("{e:#}"));
+    let through_tunnel = local.name != remote.name;
+    let result = match probe::tcp_send(&first.netns, SocketAddrV4::new(dst, TCP_PORT), &bulk) {
+        Ok(o) => bulk_result(&o, through_tunnel),
+        Err(e) => Err(format!("{e:#}")),
+    };
     rows.push(ExtraRow {
         check: "tcp-10MB",
         from: name(local, first),
@@ -295,6 +289,29 @@ fn pairs(plan: &Plan, scope: Scope) -> Vec<(&Cluster, &Cluster)> {
     all
 }
 
+/// The largest MSS a connection through the tunnel may have: the clamp of the gateways (route
+/// MTU 1340 - 40).
+pub const CLAMPED_MSS: u32 = MTU as u32 - 40;
+
+/// The bulk transfer's verdict: the content arrived intact (checked by the probe) and, through
+/// a tunnel, the MSS the handshake settled on fits the tunnel (the gateways clamp SYNs).
+fn bulk_result(o: &probe::TcpOutcome, through_tunnel: bool) -> Check {
+    #[expect(clippy::cast_precision_loss, reason = "a rate for humans")]
+    let mb = o.sent as f64 / 1e6;
+    let mss = o.mss.map_or_else(|| "?".to_owned(), |m| m.to_string());
+    let detail = format!(
+        "{mb:.1} MB intact in {:.2} s ({:.0} MB/s), MSS {mss}",
+        o.seconds,
+        mb / o.seconds
+    );
+    match o.mss {
+        Some(m) if through_tunnel && m > CLAMPED_MSS => Err(format!(
+            "{detail}: the MSS is not clamped to {CLAMPED_MSS} for the {MTU}-byte tunnel"
+        )),
+        _ => Ok(detail),
+    }
+}
+
 /// Runs the whole matrix and prints it.
 pub fn run(plan: &Plan, scope: Scope) -> anyhow::Result<()> {
     start_servers(plan)?;
@@ -348,6 +365,23 @@ pub fn run(plan: &Plan, scope: Scope) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_through_the_tunnel_needs_a_clamped_mss() {
+        let outcome = |mss| probe::TcpOutcome {
+            peer_seen: Ipv4Addr::new(10, 1, 1, 10),
+            sent: 10_000_000,
+            seconds: 2.0,
+            mss,
+        };
+        assert_eq!(
+            bulk_result(&outcome(Some(1288)), true),
+            Ok("10.0 MB intact in 2.00 s (5 MB/s), MSS 1288".to_owned())
+        );
+        assert!(bulk_result(&outcome(Some(1448)), true).is_err());
+        assert!(bulk_result(&outcome(Some(1448)), false).is_ok());
+        assert!(bulk_result(&outcome(None), true).is_ok());
+    }
 
     #[test]
     fn scopes_pick_the_pairs() {

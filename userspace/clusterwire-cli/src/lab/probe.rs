@@ -13,8 +13,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt,
-    sockopt::{Ipv4RecvErr, Ipv4Ttl},
+    ControlMessageOwned, MsgFlags, SockaddrIn, getsockopt, recvmsg, setsockopt,
+    sockopt::{Ipv4RecvErr, Ipv4Ttl, TcpMaxSeg},
 };
 
 use super::netns;
@@ -154,6 +154,9 @@ pub struct TcpOutcome {
     pub sent: usize,
     /// Seconds from connect to the server's summary.
     pub seconds: f64,
+    /// The connection's MSS after the handshake (`TCP_MAXSEG`): the smaller of the two SYNs'
+    /// MSS options, as the path's clamps left them, less TCP options.
+    pub mss: Option<u32>,
 }
 
 /// Connects from `ns` to `dst`, sends `payload`, and checks the server got exactly it (length
@@ -166,6 +169,7 @@ pub fn tcp_send(ns: &str, dst: SocketAddrV4, payload: &[u8]) -> anyhow::Result<T
             .with_context(|| format!("TCP connect to {dst}"))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mss = getsockopt(&stream, TcpMaxSeg).ok();
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut line = String::new();
         reader
@@ -197,6 +201,7 @@ pub fn tcp_send(ns: &str, dst: SocketAddrV4, payload: &[u8]) -> anyhow::Result<T
             peer_seen,
             sent: payload.len(),
             seconds: started.elapsed().as_secs_f64(),
+            mss,
         })
     })?
 }
