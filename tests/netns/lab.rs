@@ -310,13 +310,11 @@ fn end_to_end(up_args: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs the daemons"]
 fn lab_up_test_down_end_to_end() {
     end_to_end(&["up"]);
 }
 
 #[test]
-#[ignore = "needs the daemons"]
 fn lab_up_test_down_end_to_end_three_clusters() {
     end_to_end(&["up", "--clusters", "3"]);
 }

@@ -129,6 +129,18 @@ fn run_tier(tier: Tier, args: &Args) -> anyhow::Result<String> {
         Tier::Datapath | Tier::Netns => {
             cmd::ensure_bpffs()?;
             let name = tier.name();
+            if tier == Tier::Netns {
+                // The lab tests run the real cwctl, gateway and agent binaries.
+                cmd::run(cmd::host_cargo().args([
+                    "build",
+                    "-p",
+                    "clusterwire-cli",
+                    "-p",
+                    "clusterwire-gateway",
+                    "-p",
+                    "clusterwire-agent",
+                ]))?;
+            }
             cmd::run(cmd::host_cargo().args([
                 "test",
                 "-p",

@@ -594,6 +594,7 @@ const GUEST_FILTERS: &[(&str, &[&str])] = &[(
         "remap::",
         "geneve::",
         "gso::",
+        "wireguard::",
         "probe_",
         "kernel_capability",
     ],

@@ -138,7 +138,8 @@ pub struct GatewayDesired {
     pub ipmap_exit: BTreeMap<Ipv4Addr, Ipv4Addr>,
     /// Out of the tunnel (`IpMapKind::Entry`): external-CIDR address -> local IP.
     pub ipmap_entry: BTreeMap<Ipv4Addr, Ipv4Addr>,
-    /// Local pod CIDR -> node (from core Node objects).
+    /// Local pod CIDR -> node (from core Node objects), and each node's internal-CIDR address
+    /// (its `InternalNode`, the source of its host-network traffic) -> that node.
     pub node_routes: BTreeMap<Ipv4Net, NodeRoute>,
     /// The peer's CIDRs as seen locally (remapped pod and external), routed into the tunnel.
     pub tunnel_routes: BTreeSet<Ipv4Net>,
@@ -494,6 +495,24 @@ fn node_routes(snapshot: &Snapshot, skipped: &mut Vec<Skipped>) -> BTreeMap<Ipv4
             ));
             continue;
         };
+        // The node's internal-CIDR address (its InternalNode): host-network traffic from the
+        // node leaves with it as source, and the replies must go back to that node.
+        if let Some(internal) = snapshot
+            .internal_nodes
+            .get(&Key::cluster(key.name.clone()))
+            .and_then(|i| match i.spec.interface.node.ip.0 {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+        {
+            routes.insert(
+                Ipv4Net::from(internal),
+                NodeRoute {
+                    node: key.name.clone(),
+                    address,
+                },
+            );
+        }
         for (i, text) in cidrs.into_iter().enumerate() {
             let field = if field == "spec.podCIDRs" {
                 format!("spec.podCIDRs[{i}]")

@@ -50,6 +50,21 @@ fn node_routes() -> BTreeMap<Ipv4Net, NodeRoute> {
                 address: ip("172.18.0.3"),
             },
         ),
+        // The nodes' internal addresses (InternalNode), for host-network replies.
+        (
+            net("10.80.0.1/32"),
+            NodeRoute {
+                node: "cl01-n1".to_owned(),
+                address: ip("172.18.0.2"),
+            },
+        ),
+        (
+            net("10.80.0.2/32"),
+            NodeRoute {
+                node: "cl01-n2".to_owned(),
+                address: ip("172.18.0.3"),
+            },
+        ),
     ])
 }
 
@@ -269,7 +284,9 @@ fn bad_shared_objects_are_skipped_not_fatal() {
         ]
     );
     assert_eq!(desired.ipmap_exit.len(), 1);
-    assert_eq!(desired.node_routes.len(), 1);
+    // cl01-n1's pod CIDR and the internal addresses of both nodes (cl01-n2's pod CIDR is the
+    // skipped duplicate).
+    assert_eq!(desired.node_routes.len(), 3);
 }
 
 #[test]
