@@ -6,6 +6,7 @@ mod bench;
 mod build_ebpf;
 mod cmd;
 mod crdgen;
+mod lab;
 mod lint;
 mod selfcheck;
 mod setup;
@@ -27,7 +28,9 @@ enum Task {
     Setup(setup::Args),
     /// Build the eBPF object (bpfel-unknown-none, with BTF) with Debian's rustc.
     BuildEbpf(build_ebpf::Args),
-    /// The main job until the two-cluster lab exists: the datapath self-check (needs root).
+    /// The main job: build, bring up the local two-cluster lab and test it (needs root).
+    Lab(lab::Args),
+    /// The datapath self-check (needs root).
     Selfcheck,
     /// Check formatting (rustfmt) and lints (clippy -D warnings).
     Lint,
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup(args) => setup::run(&args),
         Task::BuildEbpf(args) => build_ebpf::run(&args).map(|_| ()),
         Task::Lint => lint::run(),
+        Task::Lab(args) => lab::run(&args),
         Task::Selfcheck => selfcheck::run(),
         Task::Test(args) => test::run(&args),
         Task::Crdgen(args) => crdgen::run(&args),

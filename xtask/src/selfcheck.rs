@@ -1,7 +1,7 @@
-//! `cargo xtask selfcheck`: the project's main job until the local two-cluster lab exists (wave
-//! 2). It mounts bpffs if needed and runs `cwctl selfcheck`: kernel prerequisites, our eBPF object
-//! through the verifier and `BPF_PROG_TEST_RUN`, a pinned map dumped with bpftool, and which Geneve
-//! and WireGuard implementations this kernel allows.
+//! `cargo xtask selfcheck`: the datapath self-check. It mounts bpffs if needed and runs
+//! `cwctl selfcheck`: kernel prerequisites, our eBPF object through the verifier and
+//! `BPF_PROG_TEST_RUN`, real translations checked by recomputation, a pinned map dumped with
+//! bpftool, and which Geneve and WireGuard implementations this kernel allows.
 use anyhow::bail;
 
 use crate::cmd;
