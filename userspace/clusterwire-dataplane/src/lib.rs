@@ -1,32 +1,40 @@
-//! Loads clusterwire's eBPF object (embedded at build time), pins its maps under
-//! `/sys/fs/bpf/clusterwire/<instance>/` and exposes typed handles to programs and maps.
+//! clusterwire's datapath, owned across process lifetimes: loads the embedded eBPF object,
+//! pins its maps and attachments under `/sys/fs/bpf/clusterwire/<instance>/`, adopts what an
+//! earlier process left there, and exposes owned table handles that apply only differences.
 //!
-//! A gateway serving one peering:
+//! A gateway serving one peering (see `docs/architecture.md` for the design):
 //!
 //! ```no_run
-//! use clusterwire_common::{config::{DatapathConfig, FLAG_L3_DEVICE}, nat::NAT_TO_TUNNEL_PROGRAM};
-//! use clusterwire_dataplane::{Datapath, IpMapKind, LoadOptions, RemapKind};
+//! use std::collections::BTreeMap;
+//!
+//! use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, RemapKind};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = DatapathConfig {
-//!     tunnel_mtu: 1340,          // MSS clamped to 1300
-//!     peer_id: 7,                // key of the remap tables and per-peer counters
-//!     flags: FLAG_L3_DEVICE,     // WireGuard: packets start at the IP header
-//!     ..DatapathConfig::zeroed()
+//! // Creates the instance, or adopts the pinned one (lock, layout and identity checks).
+//! let spec = InstanceSpec {
+//!     tunnel_mtu: 1340, // MSS clamped to 1300
+//!     ..InstanceSpec::gateway("peer-7", 7, "liqo-tunnel") // L3 device: IP parsing
 //! };
-//! let mut dp = Datapath::load(&config, &LoadOptions::pinned("peer-7"))?;
+//! let mut instance = Instance::open(spec)?;
+//! // TCX links (6.6+) or netlink filters, created or swapped atomically; pinned.
+//! instance.attach(Hook::TunnelNat, "liqo-tunnel")?;
+//! instance.attach(Hook::GeneveEncap, "eth0")?;
+//! instance.attach(Hook::GeneveDecap, "eth0")?;
 //! // The peer's pods (real 10.0.0.0/16) are reached here as 10.50.0.0/16.
-//! dp.remap(RemapKind::Dst)?.insert(7, "10.50.0.0/16".parse()?, "10.0.0.0/16".parse()?)?;
-//! dp.remap(RemapKind::Src)?.insert(7, "10.0.0.0/16".parse()?, "10.50.0.0/16".parse()?)?;
-//! // Announced but not remapped: identity entries (anything else from the peer is spoofed).
-//! dp.remap(RemapKind::Src)?.insert(7, "169.254.18.2/32".parse()?, "169.254.18.2/32".parse()?)?;
-//! dp.ipmap(IpMapKind::Exit)?.insert("192.168.1.10".parse()?, "10.70.0.5".parse()?)?;
-//! dp.ipmap(IpMapKind::Entry)?.insert("10.70.0.5".parse()?, "192.168.1.10".parse()?)?;
-//! let _egress = dp.program(NAT_TO_TUNNEL_PROGRAM)?; // attach: TC egress of the tunnel link
-//! println!("{:?}", dp.drop_counts()?);
+//! let mut nat = NatTables::take(instance.datapath_mut())?;
+//! let report = nat.sync_remaps(
+//!     RemapKind::Dst,
+//!     &BTreeMap::from([("10.50.0.0/16".parse()?, "10.0.0.0/16".parse()?)]),
+//! )?;
+//! println!("{report:?}; drops: {:?}", instance.datapath().drop_counts()?);
+//! // The process may now exit or be killed: the programs keep running, and the next
+//! // `Instance::open` of "peer-7" adopts them. `Instance::destroy` removes everything.
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`Datapath::load`] with [`LoadOptions::unpinned`] and the borrowed handles
+//! ([`Datapath::remap`], [`Datapath::ipmap`]) serve `BPF_PROG_TEST_RUN` tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod attach;
