@@ -383,7 +383,8 @@ mod tests {
                 assert_eq!(want.wireguard.mtu, MTU);
                 assert_eq!(want.remap_dst.get(&view.pod), Some(&POD_CIDR));
                 assert_eq!(want.remap_src.get(&POD_CIDR), Some(&view.pod));
-                assert_eq!(want.node_routes.len(), cluster.nodes.len());
+                // Each node's pod CIDR and its internal address (host-network replies).
+                assert_eq!(want.node_routes.len(), 2 * cluster.nodes.len());
                 assert!(want.vni.is_some());
                 // Every node's internal address is mapped into the external CIDR.
                 assert_eq!(want.ipmap_exit.len(), cluster.nodes.len());
