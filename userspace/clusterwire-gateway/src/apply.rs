@@ -82,6 +82,15 @@ pub fn wireguard_config(
     })
 }
 
+/// The state of a peering whose Configuration was deleted: no remap (so the tunnel NAT drops
+/// everything but the peers' health check) and no route into the tunnel; WireGuard, the health
+/// check and the routes toward the local nodes stay, ready for the Configuration to come back.
+pub fn withdraw(desired: &mut GatewayDesired) {
+    desired.remap_dst.clear();
+    desired.remap_src.clear();
+    desired.tunnel_routes.clear();
+}
+
 fn triple(r: clusterwire_dataplane::SyncReport) -> (usize, usize, usize) {
     (r.added, r.updated, r.removed)
 }

@@ -19,9 +19,10 @@ use clusterwire_daemon::{http, net::Net, sysctl};
 use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
 use clusterwire_fabric::{
     connection,
-    desired::{self, GatewayDesired, TUNNEL_INTERFACE},
+    desired::{self, DesiredError, GatewayDesired, TUNNEL_INTERFACE},
     health::State,
     manifests::{Source, write_status},
+    snapshot::Kind,
 };
 use clusterwire_links::wireguard::{self, InterfaceSettings, PrivateKey};
 use tracing::{error, info, warn};
@@ -77,6 +78,8 @@ struct Running {
     implementation: String,
     written: Option<clusterwire_api::networking::connection::ConnectionStatus>,
     last_apply: Option<std::time::Instant>,
+    /// The Configuration was deleted: the remaps and tunnel routes are withdrawn.
+    withdrawn: bool,
 }
 
 /// Starts the metrics and health endpoint if asked.
@@ -189,6 +192,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         implementation,
         written: None,
         last_apply: None,
+        withdrawn: false,
     })
 }
 
@@ -232,7 +236,28 @@ impl Running {
         };
         if changed {
             match desired::gateway(&self.source.current().snapshot, &self.config.id) {
-                Ok(want) => self.current = want,
+                Ok(want) => {
+                    if self.withdrawn {
+                        info!("the peering's Configuration is back: applying it");
+                        self.withdrawn = false;
+                    }
+                    self.current = want;
+                }
+                // Deleted, not invalid: an invalid Configuration keeps its last good version
+                // in the snapshot (`keep_last_good`), so a missing one was removed on purpose
+                // and the peering must stop.
+                Err(
+                    e @ DesiredError::Missing {
+                        kind: Kind::Configuration,
+                        ..
+                    },
+                ) => {
+                    if !self.withdrawn {
+                        warn!("{e}: the peering was removed; withdrawing its remaps and routes");
+                        self.withdrawn = true;
+                    }
+                    apply::withdraw(&mut self.current);
+                }
                 Err(e) => warn!("keeping the applied state: {e}"),
             }
         }
