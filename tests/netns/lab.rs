@@ -11,124 +11,22 @@
 //! `cwctl lab down` when a test ends, also on panic.
 
 use std::{
-    fs::File,
     net::{Ipv4Addr, SocketAddrV4, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::{Mutex, mpsc},
+    path::Path,
+    sync::mpsc,
     time::Duration,
 };
 
 use nix::sched::{CloneFlags, setns};
 
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const STATE_DIR: &str = "/run/clusterwire-lab";
-
-fn cwctl() -> PathBuf {
-    if let Some(path) = std::env::var_os("CWCTL") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/netns-<hash> -> target/<profile>/cwctl
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("cwctl"))
-        .expect("target directory");
-    assert!(
-        path.is_file(),
-        "{} not found: build it first (`cargo build -p clusterwire-cli`) or set CWCTL",
-        path.display()
-    );
-    path
-}
-
-fn lab(args: &[&str]) -> Output {
-    Command::new(cwctl())
-        .arg("lab")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run cwctl lab {args:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn lab_ok(args: &[&str]) -> String {
-    let out = lab(args);
-    let all = text(&out);
-    assert!(out.status.success(), "cwctl lab {args:?} failed:\n{all}");
-    all
-}
-
-fn lab_namespaces() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("cwlab-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Holds the lab lock; runs `cwctl lab down` on drop.
-struct Lab {
-    _lock: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Lab {
-    fn claim() -> Self {
-        let lock = ONE_LAB_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        assert!(
-            !Path::new(STATE_DIR).exists() && lab_namespaces().is_empty(),
-            "a lab is already up on this host ({STATE_DIR}, {:?}): run `cwctl lab down`",
-            lab_namespaces()
-        );
-        Self { _lock: lock }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = lab(&["down"]);
-        if !out.status.success() {
-            eprintln!("cleanup: cwctl lab down failed:\n{}", text(&out));
-        }
-    }
-}
-
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                setns(&file, CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("setns into {path}: {e}"));
-                f()
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
+use crate::lab_kit::{Lab, STATE_DIR, in_netns, lab, lab_namespaces, lab_ok, text};
 
 /// A UDP server in `ns` on `port` answering one datagram with the source address it saw.
 fn udp_reporter(ns: &str, port: u16) -> std::thread::JoinHandle<()> {
     let path = format!("/run/netns/{ns}");
     let (ready_tx, ready_rx) = mpsc::channel();
     let handle = std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
         setns(&file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
         let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
             .unwrap_or_else(|e| panic!("bind UDP {port} in {path}: {e}"));

@@ -3,6 +3,8 @@
 mod geneve;
 mod gso;
 mod lab;
+mod lab_faults;
+mod lab_kit;
 mod lifecycle;
 mod remap;
 mod wireguard;

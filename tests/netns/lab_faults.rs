@@ -1,0 +1,505 @@
+//! Faults on the lab (issues 8 and 11): the real daemons of `cwctl lab up` (2 clusters), a
+//! fault injected by the test, traffic checked across the clusters.
+//!
+//! - a bad manifest (an invalid field, broken YAML) is skipped and the last good state is kept;
+//! - a Configuration removed stops the peering (remaps and routes withdrawn), re-added resumes it;
+//! - the gateway pod's address changes (the pod is recreated): the agents follow;
+//! - `kill -9` of a node agent under a UDP stream loses no datagram (the datapath is pinned);
+//! - `kill -9` of a gateway during a TCP transfer and a UDP stream: the transfer completes with
+//!   identical bytes, the Connection returns to Connected, the outage is measured.
+//!
+//! Addresses (see docs/lab.md): both clusters use 10.0.0.0/16 and see each other as
+//! 10.1.0.0/16 (host bits kept): `cl01/n1-a` (10.0.1.10) reaches `cl02/n2-b` at 10.1.2.11.
+//! cl01 runs the server gateway `cwlab-cl01-gw-cl02` (pod 10.0.1.102 on cl01-n1), cl02 the
+//! client `cwlab-cl02-gw-cl01` (pod 10.0.1.101 on cl02-n1).
+
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::lab_kit::{Lab, STATE_DIR, in_netns, lab_ok};
+
+const CL01_N1_A: &str = "cwlab-cl01-n1-a";
+const CL02_N1_A: &str = "cwlab-cl02-n1-a";
+const CL01_N2_B: &str = "cwlab-cl01-n2-b";
+const CL02_N2_B: &str = "cwlab-cl02-n2-b";
+/// `n2-b` of the other cluster, as either cluster sees it.
+const REMOTE_N2_B: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 11);
+const SERVER_GW: &str = "cwlab-cl01-gw-cl02";
+const CLIENT_GW: &str = "cwlab-cl02-gw-cl01";
+
+/// `cwctl lab up` with 2 clusters; the guard takes it down when the test ends.
+fn lab_up() -> Lab {
+    let guard = Lab::claim();
+    let up = lab_ok(&["up"]);
+    assert!(up.contains("lab up in"), "{up}");
+    guard
+}
+
+fn manifests(cluster: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("clusters/{cluster}/manifests"))
+}
+
+fn tenant_file(cluster: &str, peer: &str) -> PathBuf {
+    manifests(cluster).join(format!("tenant-{peer}.yaml"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Replaces a manifest atomically (a hidden temporary file, which the daemons ignore, renamed).
+fn write_manifest(path: &Path, text: &str) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+}
+
+/// The YAML documents of a manifest file.
+fn documents(text: &str) -> Vec<String> {
+    text.split("\n---\n").map(str::to_owned).collect()
+}
+
+fn log(instance: &str) -> String {
+    read(&Path::new(STATE_DIR).join(format!("logs/{instance}.log")))
+}
+
+/// `what` holds within `timeout` (checked every 100 ms); returns how long it took.
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One ping from `ns` to `dst`, waiting up to 1 s for the answer.
+fn ping(ns: &str, dst: Ipv4Addr) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", "-q"])
+        .arg(dst.to_string())
+        .output()
+        .expect("run ping")
+        .status
+        .success()
+}
+
+/// Both directions across the peering answer a ping.
+fn pings_across() -> bool {
+    ping(CL01_N1_A, REMOTE_N2_B) && ping(CL02_N1_A, REMOTE_N2_B)
+}
+
+/// A TCP echo of one message from `client_ns` to `dst:port`, served in `server_ns`.
+fn tcp_echo(server_ns: &str, port: u16, client_ns: &str, dst: Ipv4Addr) -> Result<(), String> {
+    let path = format!("/run/netns/{server_ns}");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        let listener =
+            TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind TCP");
+        listener.set_nonblocking(true).expect("nonblocking");
+        ready_tx.send(()).expect("ready");
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).expect("blocking");
+                    conn.set_read_timeout(Some(Duration::from_secs(3))).ok();
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = conn.read(&mut buf) {
+                        let _ = conn.write_all(&buf[..n]);
+                    }
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    ready_rx.recv().expect("TCP server started");
+    let result = in_netns(client_ns, || -> Result<(), String> {
+        let to = SocketAddr::from(SocketAddrV4::new(dst, port));
+        let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(2))
+            .map_err(|e| format!("connect {to}: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        conn.write_all(b"across the peering")
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 64];
+        let n = conn.read(&mut buf).map_err(|e| format!("receive: {e}"))?;
+        (&buf[..n] == b"across the peering")
+            .then_some(())
+            .ok_or_else(|| format!("echo {:?}", &buf[..n]))
+    });
+    server.join().expect("TCP server");
+    result
+}
+
+/// Ping and TCP across the peering, both ways.
+fn assert_traffic(when: &str) {
+    assert!(pings_across(), "{when}: ping across the peering");
+    tcp_echo(CL02_N2_B, 7200, CL01_N1_A, REMOTE_N2_B)
+        .unwrap_or_else(|e| panic!("{when}: TCP cl01 -> cl02: {e}"));
+    tcp_echo(CL01_N2_B, 7201, CL02_N1_A, REMOTE_N2_B)
+        .unwrap_or_else(|e| panic!("{when}: TCP cl02 -> cl01: {e}"));
+}
+
+/// The entries of a pinned map of a daemon's datapath, as `bpftool` prints them (JSON).
+fn map_entries(instance: &str, map: &str) -> usize {
+    let path = format!("/sys/fs/bpf/clusterwire/{instance}/{map}");
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned", &path])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map dump pinned {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .matches("\"formatted\"")
+        .count()
+}
+
+fn routes(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "route", "show"])
+        .output()
+        .expect("ip route");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pid of a lab daemon (its pid file).
+fn daemon_pid(instance: &str) -> i32 {
+    read(&Path::new(STATE_DIR).join(format!("pids/{instance}.pid")))
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+/// `kill -9` of a lab daemon; returns its command line (read from `/proc` before the kill)
+/// once the process is gone.
+fn kill_daemon(instance: &str) -> Vec<String> {
+    let pid = daemon_pid(instance);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("daemon cmdline");
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(
+        argv.windows(2)
+            .any(|w| w[0] == "--instance" && w[1] == instance),
+        "pid {pid} is not {instance}: {argv:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -9 {pid}");
+    wait_for(
+        &format!("{instance} (pid {pid}) gone"),
+        Duration::from_secs(5),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+    );
+    argv
+}
+
+/// Starts a daemon again with `argv`, detached (a shell in between, so it is not our child),
+/// appending to its log; records its pid where `cwctl lab down` finds it.
+fn restart_daemon(instance: &str, argv: &[String]) {
+    let log = Path::new(STATE_DIR).join(format!("logs/{instance}.log"));
+    let out = Command::new("sh")
+        .args(["-c", "\"$@\" >>\"$CW_LOG\" 2>&1 </dev/null & echo $!", "sh"])
+        .args(argv)
+        .env("CW_LOG", &log)
+        .output()
+        .expect("start the daemon");
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(pid.parse::<i32>().is_ok(), "no pid: {out:?}");
+    std::fs::write(
+        Path::new(STATE_DIR).join(format!("pids/{instance}.pid")),
+        format!("{pid}\n"),
+    )
+    .expect("pid file");
+}
+
+/// The `status.value` of a gateway's Connection status file.
+fn connection_value(cluster: &str, peer: &str) -> String {
+    let path = manifests(cluster).join(format!(
+        "status/connection-liqo-tenant-{peer}-gw-{peer}.yaml"
+    ));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("  value: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn lab_configuration_removed_stops_the_peering_and_readded_resumes_it() {
+    let _lab = lab_up();
+    assert_traffic("after up");
+    assert_eq!(
+        map_entries(CLIENT_GW, "CW_REMAP_DST"),
+        2,
+        "pod and external"
+    );
+
+    // cl02 deletes its Configuration of the peering with cl01 (the other objects of the file
+    // stay).
+    let file = tenant_file("cl02", "cl01");
+    let original = read(&file);
+    let without: Vec<String> = documents(&original)
+        .into_iter()
+        .filter(|d| !d.contains("kind: Configuration\n"))
+        .collect();
+    assert_eq!(without.len(), 3, "{original}");
+    write_manifest(&file, &without.join("\n---\n"));
+    let stopped = wait_for(
+        "the client gateway withdraws its remaps",
+        Duration::from_secs(10),
+        || map_entries(CLIENT_GW, "CW_REMAP_DST") == 0,
+    );
+    assert_eq!(
+        map_entries(CLIENT_GW, "CW_REMAP_SRC"),
+        1,
+        "only the peer's tunnel address"
+    );
+    wait_for(
+        "the client gateway withdraws its routes into the tunnel",
+        Duration::from_secs(2),
+        || {
+            let table = routes(CLIENT_GW);
+            !table.contains("10.1.0.0/16") && !table.contains("10.2.0.0/16")
+        },
+    );
+    assert!(!ping(CL02_N1_A, REMOTE_N2_B), "cl02 -> cl01 stopped");
+    assert!(!ping(CL01_N1_A, REMOTE_N2_B), "cl01 -> cl02 stopped");
+    assert!(
+        log(CLIENT_GW).contains("withdrawing its remaps and routes"),
+        "{}",
+        log(CLIENT_GW)
+    );
+    println!("Configuration removed: remaps withdrawn in {stopped:?}");
+
+    // Re-added: traffic resumes.
+    write_manifest(&file, &original);
+    let resumed = wait_for(
+        "traffic resumes after the Configuration is back",
+        Duration::from_secs(10),
+        pings_across,
+    );
+    println!("Configuration re-added: traffic resumed in {resumed:?}");
+    assert_eq!(map_entries(CLIENT_GW, "CW_REMAP_DST"), 2);
+    assert_traffic("after the Configuration came back");
+}
+
+#[test]
+fn lab_bad_manifest_is_skipped_and_the_last_state_kept() {
+    let _lab = lab_up();
+    assert_traffic("after up");
+    let file = tenant_file("cl02", "cl01");
+    let original = read(&file);
+
+    // 1. An invalid field in the Configuration (a CIDR that is not one) and in the
+    // GatewayClient (an MTU that is not a number).
+    let bad = original
+        .replacen(
+            "      pod:\n      - 10.1.0.0/16",
+            "      pod:\n      - 10.1.0.0/33",
+            1,
+        )
+        .replacen(
+            "  mtu: 1340\nstatus:\n  internalEndpoint",
+            "  mtu: fast\nstatus:\n  internalEndpoint",
+            1,
+        );
+    assert_ne!(bad, original);
+    write_manifest(&file, &bad);
+    for instance in [CLIENT_GW, "cwlab-cl02-n1"] {
+        wait_for(
+            &format!("{instance} reports the bad fields"),
+            Duration::from_secs(10),
+            || {
+                let log = log(instance);
+                log.contains(
+                    "tenant-cl01.yaml: Configuration liqo-tenant-cl01/cl01: status.remote.cidr.pod",
+                ) && log.contains("tenant-cl01.yaml: GatewayClient liqo-tenant-cl01/cl01: spec.mtu")
+            },
+        );
+    }
+    assert_traffic("with invalid fields");
+    assert_eq!(map_entries(CLIENT_GW, "CW_REMAP_DST"), 2, "remaps kept");
+
+    // 2. Broken YAML: the whole file is skipped, every object of it keeps its last version.
+    write_manifest(&file, &format!("{original}\n  - [unbalanced: {{\n"));
+    wait_for(
+        "the gateway reports the broken file",
+        Duration::from_secs(10),
+        || log(CLIENT_GW).contains("tenant-cl01.yaml: not valid YAML"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_traffic("with broken YAML");
+    assert_eq!(map_entries(CLIENT_GW, "CW_REMAP_DST"), 2, "remaps kept");
+    assert!(routes("cwlab-cl02-n1").contains("10.1.0.0/16 via 10.0.1.101"));
+
+    // Fixed: still working, and no new complaint.
+    write_manifest(&file, &original);
+    std::thread::sleep(Duration::from_secs(2));
+    let before = log(CLIENT_GW).len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !log(CLIENT_GW)[before..].contains("skipped"),
+        "{}",
+        &log(CLIENT_GW)[before..]
+    );
+    assert_traffic("after the fix");
+}
+
+/// A UDP stream of numbered datagrams, one per millisecond, from `src_ns` to `dst:port`
+/// (received in `dst_ns`, 16 MiB buffer); returns the sequence numbers received.
+struct Stream {
+    sender: std::thread::JoinHandle<u32>,
+    receiver: std::thread::JoinHandle<Vec<u32>>,
+}
+
+impl Stream {
+    fn start(src_ns: &str, dst_ns: &str, dst: Ipv4Addr, port: u16, duration: Duration) -> Self {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let dst_path = format!("/run/netns/{dst_ns}");
+        let receiver = std::thread::spawn(move || {
+            let file = std::fs::File::open(&dst_path).expect("open netns");
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket =
+                UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind");
+            nix::sys::socket::setsockopt(
+                &socket,
+                nix::sys::socket::sockopt::RcvBufForce,
+                &(16 << 20),
+            )
+            .expect("SO_RCVBUFFORCE");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            ready_tx.send(()).expect("ready");
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 64];
+            while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                if n >= 4 {
+                    let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    if seq == u32::MAX {
+                        break;
+                    }
+                    seen.push(seq);
+                }
+            }
+            seen
+        });
+        ready_rx.recv().expect("receiver ready");
+        let src_path = format!("/run/netns/{src_ns}");
+        let sender = std::thread::spawn(move || {
+            let file = std::fs::File::open(&src_path).expect("open netns");
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket =
+                UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+            let to = SocketAddrV4::new(dst, port);
+            let start = Instant::now();
+            let mut seq = 0u32;
+            while start.elapsed() < duration {
+                let mut payload = [0u8; 32];
+                payload[..4].copy_from_slice(&seq.to_be_bytes());
+                let _ = socket.send_to(&payload, to);
+                seq += 1;
+                if let Some(wait) = (start + Duration::from_millis(u64::from(seq)))
+                    .checked_duration_since(Instant::now())
+                {
+                    std::thread::sleep(wait);
+                }
+            }
+            // The end marker, a few times (it may itself be lost during an outage).
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = socket.send_to(&u32::MAX.to_be_bytes(), to);
+            }
+            seq
+        });
+        Self { sender, receiver }
+    }
+
+    /// (sent, received sequence numbers).
+    fn finish(self) -> (u32, Vec<u32>) {
+        let sent = self.sender.join().expect("sender");
+        let mut seen = self.receiver.join().expect("receiver");
+        seen.sort_unstable();
+        seen.dedup();
+        (sent, seen)
+    }
+}
+
+/// The sequence numbers in 0..sent that were not received.
+fn missing(sent: u32, seen: &[u32]) -> Vec<u32> {
+    (0..sent)
+        .filter(|s| seen.binary_search(s).is_err())
+        .collect()
+}
+
+#[test]
+fn lab_agent_kill_9_under_traffic_loses_no_packet() {
+    let _lab = lab_up();
+    assert_traffic("after up");
+    // cl01/n1-a -> cl02/n2-b: through node cl01-n1 (its agent's Geneve encapsulation toward
+    // the gateway pod on that node), the tunnel, and cl02-n2 (decapsulation).
+    let stream = Stream::start(
+        CL01_N1_A,
+        CL02_N2_B,
+        REMOTE_N2_B,
+        7300,
+        Duration::from_secs(4),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mut argvs = Vec::new();
+    for agent in ["cwlab-cl01-n1", "cwlab-cl02-n2"] {
+        argvs.push((agent, kill_daemon(agent)));
+    }
+    let killed_at = Instant::now();
+    // Down for a while, then restarted with the same command lines: they adopt the pins.
+    std::thread::sleep(Duration::from_millis(1000));
+    for (agent, argv) in &argvs {
+        restart_daemon(agent, argv);
+    }
+    let (sent, seen) = stream.finish();
+    let lost = missing(sent, &seen);
+    println!(
+        "agents killed for {:?} (restarted under traffic): {sent} datagrams sent, {} received",
+        killed_at.elapsed(),
+        seen.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} datagrams lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    for (agent, _) in &argvs {
+        wait_for(
+            &format!("{agent} adopted its pinned datapath"),
+            Duration::from_secs(10),
+            || log(agent).contains("adopted=true"),
+        );
+    }
+    assert_traffic("after the agents' restart");
+}
