@@ -506,6 +506,8 @@ fn build_initramfs(
                 copy_elf(path, &root, &to)?;
                 strip_debug(&root, &to)?;
             }
+            // At its host path: the tests start it by the path cargo compiled into them. The
+            // initramfs root is writable, so nothing is mounted over /tmp, where a clone may be.
             GuestBinary::Helper(path) => {
                 copy_elf(path, &root, path)?;
                 strip_debug(&root, path)?;
@@ -610,7 +612,6 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs run /run
 mkdir -p /var && ln -s /run /var/run
-mount -t tmpfs tmp /tmp
 mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf
 for m in $(cat /lib/modules/order); do
   insmod /lib/modules/$m || echo "CW_VM_WARN insmod $m failed"
