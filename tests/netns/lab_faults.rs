@@ -32,7 +32,6 @@ const CL01_N2_B: &str = "cwlab-cl01-n2-b";
 const CL02_N2_B: &str = "cwlab-cl02-n2-b";
 /// `n2-b` of the other cluster, as either cluster sees it.
 const REMOTE_N2_B: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 11);
-const SERVER_GW: &str = "cwlab-cl01-gw-cl02";
 const CLIENT_GW: &str = "cwlab-cl02-gw-cl01";
 
 /// `cwctl lab up` with 2 clusters; the guard takes it down when the test ends.
@@ -502,4 +501,238 @@ fn lab_agent_kill_9_under_traffic_loses_no_packet() {
         );
     }
     assert_traffic("after the agents' restart");
+}
+
+#[test]
+fn lab_gateway_pod_address_change_is_followed_by_the_agents() {
+    let _lab = lab_up();
+    assert_traffic("after up");
+    // cl02's gateway pod toward cl01 is recreated with another address, as Kubernetes does
+    // (a pod keeps its IP for life): the old process goes, the pod's eth0 and the node's /32
+    // route change, the new process starts, then the controller updates the manifests
+    // (GatewayClient status.internalEndpoint, InternalFabric spec.gatewayIP).
+    let (old, new) = ("10.0.1.101", "10.0.1.121");
+    let argv = kill_daemon(CLIENT_GW);
+    let node = "cwlab-cl02-n1";
+    for args in [
+        vec![
+            "-n",
+            CLIENT_GW,
+            "addr",
+            "add",
+            "10.0.1.121/32",
+            "dev",
+            "eth0",
+        ],
+        vec![
+            "-n",
+            CLIENT_GW,
+            "addr",
+            "del",
+            "10.0.1.101/32",
+            "dev",
+            "eth0",
+        ],
+        // Deleting the address keeps the pod's routes (none names it as source).
+        vec![
+            "-n", CLIENT_GW, "route", "replace", "default", "via", "10.0.1.1", "dev", "eth0",
+        ],
+        vec![
+            "-n",
+            node,
+            "route",
+            "replace",
+            "10.0.1.121",
+            "dev",
+            "veth-gw-cl01",
+            "scope",
+            "link",
+            "src",
+            "10.0.1.1",
+        ],
+        vec![
+            "-n",
+            node,
+            "route",
+            "del",
+            "10.0.1.101",
+            "dev",
+            "veth-gw-cl01",
+        ],
+    ] {
+        let out = Command::new("ip").args(&args).output().expect("run ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    }
+    let argv: Vec<String> = argv
+        .into_iter()
+        .map(|a| a.replace(&format!("{old}:"), &format!("{new}:")))
+        .collect();
+    restart_daemon(CLIENT_GW, &argv);
+
+    let file = tenant_file("cl02", "cl01");
+    let original = read(&file);
+    let moved = original.replace(&format!("\"{old}\""), &format!("\"{new}\""));
+    assert_eq!(moved.matches(new).count(), 2, "{moved}");
+    write_manifest(&file, &moved);
+    let changed = Instant::now();
+    for (ns, via) in [
+        (node, format!("10.1.0.0/16 via {new} dev veth-gw-cl01")),
+        (
+            "cwlab-cl02-n2",
+            "10.1.0.0/16 via 172.31.2.11 dev eth0".to_owned(),
+        ),
+    ] {
+        wait_for(
+            &format!("{ns} routes the peer's CIDRs to the moved pod"),
+            Duration::from_secs(10),
+            || routes(ns).contains(&via),
+        );
+    }
+    let followed = changed.elapsed();
+    wait_for(
+        "traffic across the moved gateway",
+        Duration::from_secs(15),
+        pings_across,
+    );
+    println!(
+        "gateway pod moved {old} -> {new}: agents followed in {followed:?}, traffic resumed {:?} \
+         after the manifests changed",
+        changed.elapsed()
+    );
+    assert!(!routes(node).contains(old), "{}", routes(node));
+    assert_traffic("after the move");
+}
+
+/// FNV-1a over a byte stream.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The `i`-th chunk of the transfer: bytes that differ per position.
+fn chunk(i: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| ((i * 131 + j * 7 + (j >> 8)) & 0xff) as u8)
+        .collect()
+}
+
+#[test]
+fn lab_gateway_kill_9_during_tcp_transfer_and_udp_stream() {
+    let _lab = lab_up();
+    assert_traffic("after up");
+    const CHUNK: usize = 32 * 1024;
+    const CHUNKS: usize = 256; // 8 MiB, paced over about 8 s
+    let run = Duration::from_secs(8);
+
+    // TCP: cl01/n1-a sends to cl02/n2-b, which hashes what it receives until EOF.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        let file = std::fs::File::open(format!("/run/netns/{CL02_N2_B}")).expect("open netns");
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        let listener =
+            TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7400)).expect("bind");
+        ready_tx.send(()).expect("ready");
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut hash = Fnv::new();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => return Ok((total, hash.0)),
+                Ok(n) => {
+                    hash.update(&buf[..n]);
+                    total += n;
+                }
+                Err(e) => return Err(format!("after {total} bytes: {e}")),
+            }
+        }
+    });
+    ready_rx.recv().expect("TCP receiver ready");
+    let sender = std::thread::spawn(move || {
+        let file = std::fs::File::open(format!("/run/netns/{CL01_N1_A}")).expect("open netns");
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        let to = SocketAddr::from(SocketAddrV4::new(REMOTE_N2_B, 7400));
+        let mut conn =
+            TcpStream::connect_timeout(&to, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(Duration::from_secs(30))).ok();
+        let mut hash = Fnv::new();
+        let start = Instant::now();
+        for i in 0..CHUNKS {
+            let data = chunk(i, CHUNK);
+            hash.update(&data);
+            conn.write_all(&data)
+                .map_err(|e| format!("chunk {i}: {e}"))?;
+            let due = start + run.mul_f64((i + 1) as f64 / CHUNKS as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        conn.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))?;
+        // Wait for the receiver's EOF answer (its close), so no byte is in flight when we go.
+        let mut rest = [0u8; 1];
+        conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let _ = conn.read(&mut rest);
+        Ok::<_, String>((CHUNK * CHUNKS, hash.0))
+    });
+    // UDP: the other direction, cl02/n1-a to cl01/n2-b, through the same two gateways.
+    let stream = Stream::start(CL02_N1_A, CL01_N2_B, REMOTE_N2_B, 7401, run);
+
+    std::thread::sleep(Duration::from_secs(2));
+    let argv = kill_daemon(CLIENT_GW);
+    let killed = Instant::now();
+    restart_daemon(CLIENT_GW, &argv);
+
+    let (sent_bytes, sent_hash) = sender.join().expect("sender").expect("TCP transfer");
+    let (got_bytes, got_hash) = receiver.join().expect("receiver").expect("TCP receive");
+    assert_eq!(
+        (got_bytes, got_hash),
+        (sent_bytes, sent_hash),
+        "identical bytes"
+    );
+    let (sent, seen) = stream.finish();
+    let lost = missing(sent, &seen);
+    // The longest run of consecutive missing sequence numbers, at 1 per ms.
+    let mut outage = 0usize;
+    let mut run_len = 0usize;
+    let mut previous = None;
+    for s in &lost {
+        run_len = if previous == Some(s - 1) {
+            run_len + 1
+        } else {
+            1
+        };
+        outage = outage.max(run_len);
+        previous = Some(*s);
+    }
+    println!(
+        "gateway {CLIENT_GW} kill -9 and restart: TCP {got_bytes} bytes identical, UDP \
+         {sent} sent, {} lost, longest outage {outage} ms",
+        lost.len()
+    );
+    wait_for(
+        "the restarted gateway's Connection is Connected again",
+        Duration::from_secs(20),
+        || {
+            log(CLIENT_GW)
+                .matches("from=Connecting to=Connected")
+                .count()
+                >= 2
+                && connection_value("cl02", "cl01") == "Connected"
+        },
+    );
+    println!("Connected again {:?} after the kill", killed.elapsed());
+    assert!(outage < 10_000, "outage {outage} ms");
+    assert_traffic("after the gateway's restart");
 }
