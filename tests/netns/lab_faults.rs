@@ -476,7 +476,7 @@ fn lab_agent_kill_9_under_traffic_loses_no_packet() {
     }
     let killed_at = Instant::now();
     // Down for a while, then restarted with the same command lines: they adopt the pins.
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_secs(1));
     for (agent, argv) in &argvs {
         restart_daemon(agent, argv);
     }
@@ -622,16 +622,18 @@ impl Fnv {
 /// The `i`-th chunk of the transfer: bytes that differ per position.
 fn chunk(i: usize, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|j| ((i * 131 + j * 7 + (j >> 8)) & 0xff) as u8)
+        .map(|j| (i * 131 + j * 7 + (j >> 8)).to_le_bytes()[0])
         .collect()
 }
+
+/// The gateway-kill transfer: 8 MiB in chunks, paced over about 8 s.
+const CHUNK: usize = 32 * 1024;
+const CHUNKS: u32 = 256;
 
 #[test]
 fn lab_gateway_kill_9_during_tcp_transfer_and_udp_stream() {
     let _lab = lab_up();
     assert_traffic("after up");
-    const CHUNK: usize = 32 * 1024;
-    const CHUNKS: usize = 256; // 8 MiB, paced over about 8 s
     let run = Duration::from_secs(8);
 
     // TCP: cl01/n1-a sends to cl02/n2-b, which hashes what it receives until EOF.
@@ -668,12 +670,12 @@ fn lab_gateway_kill_9_during_tcp_transfer_and_udp_stream() {
         conn.set_write_timeout(Some(Duration::from_secs(30))).ok();
         let mut hash = Fnv::new();
         let start = Instant::now();
-        for i in 0..CHUNKS {
+        for i in 0..CHUNKS as usize {
             let data = chunk(i, CHUNK);
             hash.update(&data);
             conn.write_all(&data)
                 .map_err(|e| format!("chunk {i}: {e}"))?;
-            let due = start + run.mul_f64((i + 1) as f64 / CHUNKS as f64);
+            let due = start + run * u32::try_from(i + 1).expect("chunk") / CHUNKS;
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -684,7 +686,7 @@ fn lab_gateway_kill_9_during_tcp_transfer_and_udp_stream() {
         let mut rest = [0u8; 1];
         conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
         let _ = conn.read(&mut rest);
-        Ok::<_, String>((CHUNK * CHUNKS, hash.0))
+        Ok::<_, String>((CHUNK * CHUNKS as usize, hash.0))
     });
     // UDP: the other direction, cl02/n1-a to cl01/n2-b, through the same two gateways.
     let stream = Stream::start(CL02_N1_A, CL01_N2_B, REMOTE_N2_B, 7401, run);
