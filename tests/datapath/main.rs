@@ -4,6 +4,7 @@ mod bigtcp;
 mod fixture;
 mod geneve;
 mod icmp;
+mod monitor;
 mod mss;
 mod nat;
 mod pin;

@@ -48,6 +48,101 @@ crate::counter_slots! {
     }
 }
 
+/// Name of the one-entry array that switches the drop monitor: slot 0 holds `MONITOR_*` bits,
+/// 0 (off) by default. The programs read it once per drop, never on other packets.
+pub const MONITOR_MAP: &str = "CW_MONITOR";
+
+/// Name of the ring buffer the programs write a [`DropEvent`] to for each drop while the
+/// monitor is on.
+pub const MONITOR_EVENTS_MAP: &str = "CW_MONITOR_EVENTS";
+
+/// `CW_MONITOR` bit: emit a [`DropEvent`] per drop.
+pub const MONITOR_DROPS: u32 = 1 << 0;
+
+/// Size of `CW_MONITOR_EVENTS` in bytes (a power-of-2 number of pages): about 1,300 events
+/// (40 bytes + an 8-byte record header each) waiting for a reader. When it is full, events are
+/// lost (the drop is still counted in `CW_DROPS`).
+pub const MONITOR_RING_BYTES: u32 = 64 * 1024;
+
+/// The program that dropped a packet ([`DropEvent::program`]).
+pub const PROGRAM_NAT_TO_TUNNEL: u8 = 0;
+/// See [`PROGRAM_NAT_TO_TUNNEL`].
+pub const PROGRAM_NAT_FROM_TUNNEL: u8 = 1;
+/// See [`PROGRAM_NAT_TO_TUNNEL`].
+pub const PROGRAM_GENEVE_ENCAP: u8 = 2;
+/// See [`PROGRAM_NAT_TO_TUNNEL`].
+pub const PROGRAM_GENEVE_DECAP: u8 = 3;
+
+/// Program names by `PROGRAM_*` value.
+pub const PROGRAM_NAMES: [&str; 4] = [
+    "cw_nat_to_tunnel",
+    "cw_nat_from_tunnel",
+    "cw_geneve_encap",
+    "cw_geneve_decap",
+];
+
+/// [`DropEvent::flags`]: the packet is IPv4 and the addresses (and protocol) were read.
+pub const DROP_EVENT_IPV4: u8 = 1 << 0;
+/// [`DropEvent::flags`]: the ports were read (TCP or UDP first fragment, header present).
+pub const DROP_EVENT_PORTS: u8 = 1 << 1;
+
+/// One dropped packet, as the programs report it to `CW_MONITOR_EVENTS` when the monitor is on.
+/// The packet is read as it was at the drop (a drop in the middle of a rewrite shows the
+/// partly rewritten packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding, public so the type can be built literally"
+)]
+pub struct DropEvent {
+    /// `bpf_ktime_get_ns()` at the drop (`CLOCK_MONOTONIC`).
+    pub ktime_ns: u64,
+    /// The [`DropReason`] (its slot index).
+    pub reason: u32,
+    /// `skb->ifindex`: the device the program runs on.
+    pub ifindex: u32,
+    /// `skb->len`.
+    pub len: u32,
+    /// IPv4 source address, network order (with [`DROP_EVENT_IPV4`]).
+    pub src_be: [u8; 4],
+    /// IPv4 destination address, network order (with [`DROP_EVENT_IPV4`]).
+    pub dst_be: [u8; 4],
+    /// TCP/UDP source port, host order (with [`DROP_EVENT_PORTS`]).
+    pub sport: u16,
+    /// TCP/UDP destination port, host order (with [`DROP_EVENT_PORTS`]).
+    pub dport: u16,
+    /// IP protocol (with [`DROP_EVENT_IPV4`]).
+    pub proto: u8,
+    /// `PROGRAM_*`: which program dropped it.
+    pub program: u8,
+    /// `DROP_EVENT_*` bits: which fields were read.
+    pub flags: u8,
+    /// Explicit padding.
+    pub _pad0: u8,
+    /// Explicit padding.
+    pub _pad1: u32,
+}
+
+const _: () = assert!(size_of::<DropEvent>() == 40);
+crate::impl_pod!(DropEvent);
+
+impl DropEvent {
+    /// The drop reason, `None` for an index this build does not know.
+    pub const fn drop_reason(&self) -> Option<DropReason> {
+        DropReason::from_index(self.reason)
+    }
+
+    /// The program's name, `"?"` for an unknown value.
+    pub const fn program_name(&self) -> &'static str {
+        if (self.program as usize) < PROGRAM_NAMES.len() {
+            PROGRAM_NAMES[self.program as usize]
+        } else {
+            "?"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DropReason;

@@ -30,7 +30,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use clusterwire_common::{
-    drop::DropReason,
+    drop::{DropReason, PROGRAM_NAT_FROM_TUNNEL, PROGRAM_NAT_TO_TUNNEL},
     nat::{
         FILTER_WORDS_PER_TABLE, FilterTable, IPMAP_MAX_ENTRIES, IpMapKey, IpMapValue,
         REMAP_MAX_ENTRIES, REMAP_PEER_BITS, RemapKey, RemapValue, filter_bit, ip_slot, prefix_slot,
@@ -93,7 +93,7 @@ pub enum Dir {
 pub fn cw_nat_to_tunnel(ctx: TcContext) -> i32 {
     match try_nat(&ctx, Dir::ToTunnel) {
         Ok(action) => action,
-        Err(reason) => drop::count(reason),
+        Err(reason) => drop::count(&ctx, PROGRAM_NAT_TO_TUNNEL, reason),
     }
 }
 
@@ -103,7 +103,7 @@ pub fn cw_nat_to_tunnel(ctx: TcContext) -> i32 {
 pub fn cw_nat_from_tunnel(ctx: TcContext) -> i32 {
     match try_nat(&ctx, Dir::FromTunnel) {
         Ok(action) => action,
-        Err(reason) => drop::count(reason),
+        Err(reason) => drop::count(&ctx, PROGRAM_NAT_FROM_TUNNEL, reason),
     }
 }
 

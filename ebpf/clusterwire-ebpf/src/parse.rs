@@ -99,6 +99,13 @@ pub fn gso_size(ctx: &TcContext) -> u32 {
     unsafe { (*skb(ctx)).gso_size }
 }
 
+/// `skb->ifindex`: the device the program runs on.
+#[inline(always)]
+pub fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: as in `data`.
+    unsafe { (*skb(ctx)).ifindex }
+}
+
 /// `skb->hash` as the stack left it (0: not computed). Read, never recomputed.
 #[inline(always)]
 pub fn skb_hash(ctx: &TcContext) -> u32 {

@@ -6,7 +6,7 @@ use std::{fmt, path::Path};
 
 use aya::maps::{MapInfo, MapType};
 use clusterwire_common::{
-    drop::{DROPS_MAP, DropReason},
+    drop::{DROPS_MAP, DropReason, MONITOR_EVENTS_MAP, MONITOR_MAP, MONITOR_RING_BYTES},
     geneve::{
         GENEVE_PEERS_MAP, GENEVE_PEERS_MAX, GENEVE_ROUTES_MAP, GENEVE_ROUTES_MAX, GenevePeer,
         GenevePeerKey, GeneveRoute, GeneveRouteKey,
@@ -214,6 +214,13 @@ pub const MAPS: &[MapSpec] = &[
         Some(DropReason::COUNT),
         Some(DropReason::COUNT),
     ),
+    spec::<u32, u32>(MONITOR_MAP, MapType::Array, Some(1), Some(1)),
+    spec::<(), ()>(
+        MONITOR_EVENTS_MAP,
+        MapType::RingBuf,
+        Some(MONITOR_RING_BYTES),
+        Some(MONITOR_RING_BYTES),
+    ),
     spec::<u32, u64>(
         EVENTS_MAP,
         MapType::PerCpuArray,
@@ -288,6 +295,8 @@ mod tests {
             [
                 "CW_META",
                 "CW_DROPS",
+                "CW_MONITOR",
+                "CW_MONITOR_EVENTS",
                 "CW_EVENTS",
                 "CW_PEER_STATS",
                 "CW_GENEVE_ROUTES",

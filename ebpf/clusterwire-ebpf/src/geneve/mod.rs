@@ -60,6 +60,7 @@ use aya_ebpf::{
     macros::{btf_map, classifier},
     programs::TcContext,
 };
+use clusterwire_common::drop::{PROGRAM_GENEVE_DECAP, PROGRAM_GENEVE_ENCAP};
 use clusterwire_common::geneve::{
     GENEVE_PEERS_MAX, GENEVE_ROUTES_MAX, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
 };
@@ -89,7 +90,7 @@ static CW_GENEVE_PEERS: HashMap<GenevePeerKey, GenevePeer, { GENEVE_PEERS_MAX as
 pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
     match encap::try_encap(&ctx) {
         Ok(action) => action,
-        Err(reason) => drop::count(reason),
+        Err(reason) => drop::count(&ctx, PROGRAM_GENEVE_ENCAP, reason),
     }
 }
 
@@ -100,7 +101,7 @@ pub fn cw_geneve_encap(ctx: TcContext) -> i32 {
 pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
     match decap::try_decap(&ctx) {
         Ok(action) => action,
-        Err(reason) => drop::count(reason),
+        Err(reason) => drop::count(&ctx, PROGRAM_GENEVE_DECAP, reason),
     }
 }
 
