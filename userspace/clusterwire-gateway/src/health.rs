@@ -3,7 +3,7 @@
 //! ends ping and both answer.
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use clusterwire_fabric::health::{self, Message, MsgType, PongOutcome, Tracker};
+use clusterwire_fabric::health::{self, Message, MsgType, PongOutcome, State, Tracker};
 use k8s_openapi::jiff::Timestamp;
 use tokio::net::UdpSocket;
 use tracing::{debug, info};
@@ -41,12 +41,13 @@ impl Health {
     }
 
     /// Waits for one datagram and handles it: answers a PING, feeds a PONG to the tracker.
-    pub async fn receive(&mut self) -> std::io::Result<()> {
+    /// Returns the new state when a pong changed it.
+    pub async fn receive(&mut self) -> std::io::Result<Option<State>> {
         let mut buf = [0u8; health::MAX_DATAGRAM];
         let (n, from) = self.socket.recv_from(&mut buf).await?;
         let Ok(message) = Message::decode(&buf[..n]) else {
             debug!(%from, "health: not a health message");
-            return Ok(());
+            return Ok(None);
         };
         match message.msg_type {
             MsgType::Ping => {
@@ -63,10 +64,11 @@ impl Health {
                 } = self.tracker.on_message(&message, Timestamp::now())
                 {
                     info!(from = ?before, to = ?self.tracker.state(), "peer health changed");
+                    return Ok(Some(self.tracker.state()));
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Checks for a missed-pong timeout.

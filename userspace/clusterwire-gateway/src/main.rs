@@ -80,6 +80,9 @@ struct Running {
     last_apply: Option<std::time::Instant>,
     /// The Configuration was deleted: the remaps and tunnel routes are withdrawn.
     withdrawn: bool,
+    /// The written latency is the first one after connecting (it may include the handshake):
+    /// rewrite the status as soon as a newer measurement exists.
+    provisional_latency: bool,
 }
 
 /// Starts the metrics and health endpoint if asked.
@@ -193,6 +196,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         written: None,
         last_apply: None,
         withdrawn: false,
+        provisional_latency: false,
     })
 }
 
@@ -205,7 +209,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
             _ = poll.tick() => {}
             _ = pinger.tick() => { running.health.ping().await; }
             r = running.health.receive() => {
-                if let Err(e) = r { warn!("health socket: {e}"); }
+                match r {
+                    // The pong that connects may answer a ping that waited for the WireGuard
+                    // handshake (seconds): measure the established tunnel right away, and let
+                    // the status carry that measurement instead of the first one.
+                    Ok(Some(State::Connected)) => {
+                        running.health.ping().await;
+                        running.provisional_latency = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!("health socket: {e}"),
+                }
                 continue;
             }
             _ = tokio::signal::ctrl_c() => {
@@ -270,12 +284,23 @@ impl Running {
         }
         // Status: written on change or every 10 s, as the reference does.
         let status = connection::status(&self.health.tracker);
-        if connection::should_write(self.written.as_ref(), &status) {
+        let refresh = self.provisional_latency
+            && status.latency != self.written.as_ref().and_then(|w| w.latency.clone())
+            && self
+                .written
+                .as_ref()
+                .is_some_and(|w| w.value == status.value);
+        if refresh || connection::should_write(self.written.as_ref(), &status) {
             let mut conn =
                 connection::connection(&self.config.id, &self.current.remote_cluster_id, None);
             conn.status = Some(status.clone());
             match write_status(&self.config.manifests, &conn) {
-                Ok(_) => self.written = Some(status),
+                Ok(_) => {
+                    // The write that says Connected keeps the latency provisional; the
+                    // refresh after it ends that.
+                    self.provisional_latency &= !refresh;
+                    self.written = Some(status);
+                }
                 Err(e) => warn!("writing the Connection status: {e}"),
             }
         }
