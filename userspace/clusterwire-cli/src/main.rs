@@ -5,6 +5,7 @@
 
 mod dataplane;
 mod lab;
+mod monitor;
 mod selfcheck;
 mod translate;
 
@@ -25,6 +26,8 @@ enum Command {
     Dataplane(dataplane::Args),
     /// A local lab: simulated clusters with the same pod CIDR, joined by the real daemons.
     Lab(lab::Args),
+    /// Print the datapath's drops (reason, device, flow) while it runs, like `cilium monitor`.
+    Monitor(monitor::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Selfcheck(args) => selfcheck::run(&args.try_into()?),
         Command::Dataplane(args) => dataplane::run(&args),
         Command::Lab(args) => lab::run(args),
+        Command::Monitor(args) => monitor::run(&args),
     }
 }
