@@ -6,6 +6,7 @@ mod lab;
 mod lab_faults;
 mod lab_kit;
 mod lifecycle;
+mod monitor;
 mod remap;
 mod wireguard;
 
