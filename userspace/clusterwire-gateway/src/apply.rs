@@ -96,6 +96,25 @@ fn triple(r: clusterwire_dataplane::SyncReport) -> (usize, usize, usize) {
 }
 
 impl Gateway {
+    /// Drops the WireGuard peer and adds it again: its session is gone, so the next packet
+    /// starts a new handshake at once. A client does this when the server stops answering
+    /// (e.g. it restarted and lost the session, which WireGuard alone notices only after
+    /// 15 s).
+    pub async fn reset_peer(&mut self, desired: &GatewayDesired) -> anyhow::Result<()> {
+        let endpoint = resolve(desired).await?;
+        let config = wireguard_config(desired, &self.private_key, endpoint)?;
+        self.tunnel
+            .apply(&WireGuardConfig {
+                peer: None,
+                ..config.clone()
+            })
+            .context("removing the WireGuard peer")?;
+        self.tunnel
+            .apply(&config)
+            .context("adding the WireGuard peer again")?;
+        Ok(())
+    }
+
     pub async fn apply(&mut self, desired: &GatewayDesired) -> anyhow::Result<Applied> {
         let endpoint = resolve(desired).await?;
         let config = wireguard_config(desired, &self.private_key, endpoint)?;

@@ -29,6 +29,10 @@ use tracing::{error, info, warn};
 
 use crate::{apply::Gateway, config::Config, health::Health, metrics::Metrics};
 
+/// How long a client waits for a pong before starting a new WireGuard handshake: two missed
+/// health intervals.
+const SILENCE: k8s_openapi::jiff::SignedDuration = k8s_openapi::jiff::SignedDuration::from_secs(5);
+
 fn main() -> anyhow::Result<()> {
     let config = Config::try_from(config::Args::parse())?;
     clusterwire_daemon::logging::init(&config.log);
@@ -83,6 +87,8 @@ struct Running {
     /// The written latency is the first one after connecting (it may include the handshake):
     /// rewrite the status as soon as a newer measurement exists.
     provisional_latency: bool,
+    /// When the client last reset its WireGuard peer (see [`Running::rehandshake_due`]).
+    last_rehandshake: Option<std::time::Instant>,
 }
 
 /// Starts the metrics and health endpoint if asked.
@@ -197,6 +203,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         last_apply: None,
         withdrawn: false,
         provisional_latency: false,
+        last_rehandshake: None,
     })
 }
 
@@ -228,6 +235,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
         running.step().await;
+        if running.rehandshake_due() {
+            running.rehandshake().await;
+        }
     }
 }
 
@@ -312,6 +322,32 @@ impl Running {
             &self.current,
             &self.implementation,
         );
+    }
+
+    /// A client whose peer stopped answering (no pong for [`SILENCE`], after having been
+    /// heard) starts a new WireGuard handshake, at most once per [`SILENCE`]: a restarted
+    /// server lost the session and cannot reach the client itself (it has no endpoint for it),
+    /// and WireGuard's own timers would wait 15 s before handshaking again.
+    fn rehandshake_due(&self) -> bool {
+        let tracker = &self.health.tracker;
+        self.config.id.role == desired::Role::Client
+            && tracker.state() != State::Connecting
+            && k8s_openapi::jiff::Timestamp::now().duration_since(tracker.last_heard()) > SILENCE
+            && self
+                .last_rehandshake
+                .is_none_or(|t| t.elapsed() > SILENCE.unsigned_abs())
+    }
+
+    async fn rehandshake(&mut self) {
+        self.last_rehandshake = Some(std::time::Instant::now());
+        warn!(
+            "no pong for more than {SILENCE:#}: starting a new WireGuard handshake with the server"
+        );
+        match self.gateway.reset_peer(&self.current).await {
+            // A packet into the tunnel starts the handshake now.
+            Ok(()) => self.health.ping().await,
+            Err(e) => warn!("resetting the WireGuard peer: {e:#}"),
+        }
     }
 
     async fn apply(&mut self) {
