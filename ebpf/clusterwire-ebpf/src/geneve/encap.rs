@@ -8,7 +8,7 @@ use aya_ebpf::{
         bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_tunnel_key, bpf_tunnel_key__bindgen_ty_1,
         bpf_tunnel_key__bindgen_ty_2, bpf_tunnel_key__bindgen_ty_3,
     },
-    helpers::generated::{bpf_check_mtu, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key},
+    helpers::generated::{bpf_check_mtu, bpf_csum_update, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key},
     maps::lpm_trie::Key,
     programs::TcContext,
 };
@@ -279,6 +279,13 @@ fn native(ctx: &TcContext, route: &GeneveRoute, inner: &Inner) -> Result<i32, Dr
     w.write::<[u8; OUTER_IPV4_LEN], IP_AT>(ip);
     w.write::<[u8; UDP_HLEN], UDP_AT>(udp);
     w.write::<[u8; GENEVE_HEADER_LEN], GENEVE_AT>(geneve);
+    // A CHECKSUM_COMPLETE skb (received from a NIC and forwarded here): `bpf_skb_adjust_room`
+    // added the 50 new bytes to `skb->csum` as zeros; add what was written into them. The
+    // helper changes nothing on skbs in other checksum states.
+    let inner_eth = w.read::<[u8; ETH_HLEN], INNER_ETH_AT>();
+    let written = words(&ip) + words(&udp) + words(&geneve) + words(&inner_eth);
+    // SAFETY: the program's own skb; the helper only adds `written` to `skb->csum`.
+    unsafe { bpf_csum_update(ctx.skb.skb, written) };
 
     if route.ifindex == 0 {
         return Ok(TC_ACT_OK);
@@ -288,6 +295,19 @@ fn native(ctx: &TcContext, route: &GeneveRoute, inner: &Inner) -> Result<i32, Dr
     #[expect(clippy::cast_possible_truncation, reason = "returns a TC_ACT_* value")]
     let action = unsafe { bpf_redirect_neigh(route.ifindex, core::ptr::null_mut(), 0, 0) } as i32;
     Ok(action)
+}
+
+/// One's-complement sum (unfolded) of `bytes` as 16-bit words in memory order, as
+/// `skb->csum` sums them; `N` even.
+#[inline(always)]
+fn words<const N: usize>(bytes: &[u8; N]) -> u32 {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i + 1 < N {
+        sum += u32::from(u16::from_ne_bytes([bytes[i], bytes[i + 1]]));
+        i += 2;
+    }
+    sum
 }
 
 /// The configured Geneve port, or Liqo's default when the loader left it 0.
