@@ -25,6 +25,7 @@ const GSO: SkbIn = SkbIn {
     ifindex: 0,
     gso_segs: 2,
     gso_size: 1448,
+    data_end: 0,
 };
 
 /// `frame` with its IPv4 total length set to 0 (BIG TCP's marker), header checksum recomputed.

@@ -20,6 +20,7 @@ use clusterwire_tests::harness::{Harness, SkbIn, first_difference};
 mod decap;
 mod encap;
 mod frames;
+mod skb_states;
 mod tshark;
 
 use clusterwire_tests::harness::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC};

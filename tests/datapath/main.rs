@@ -10,3 +10,4 @@ mod nat;
 mod pin;
 mod probe;
 mod random;
+mod skb_states;

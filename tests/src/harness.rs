@@ -75,6 +75,27 @@ impl Harness {
         (result.return_value, output)
     }
 
+    /// Runs `program` once through the raw syscall with test-run `flags` (see
+    /// [`crate::testrun`]); the kernel's error as is (EINVAL: unsupported here).
+    pub fn run_raw(
+        &mut self,
+        program: &'static str,
+        input: &[u8],
+        skb: &SkbIn,
+        flags: u32,
+    ) -> std::io::Result<(u32, Vec<u8>)> {
+        use std::os::fd::AsFd as _;
+        let prog = self
+            .datapath
+            .program(program)
+            .unwrap_or_else(|e| panic!("program {program}: {e}"));
+        let fd = prog
+            .fd()
+            .unwrap_or_else(|e| panic!("program {program} fd: {e}"));
+        let run = crate::testrun::run(fd.as_fd(), input, Some(&skb.bytes()), flags)?;
+        Ok((run.retval, run.output))
+    }
+
     /// Runs `program` `repeat` times on `input`; the kernel's average ns per run.
     pub fn time(&mut self, program: &'static str, input: &[u8], repeat: u32) -> f64 {
         let (result, _) = self.test_run(program, input, repeat);
@@ -241,11 +262,14 @@ pub struct SkbIn {
     pub gso_segs: u32,
     /// `gso_size`.
     pub gso_size: u32,
+    /// `data_end`: with `BPF_F_TEST_SKB_NON_LINEAR`, the size of the linear part (0: not set).
+    pub data_end: u32,
 }
 
 impl SkbIn {
     /// Offsets in `struct __sk_buff` (uapi/linux/bpf.h, stable ABI).
     const IFINDEX_OFF: usize = 40;
+    const DATA_END_OFF: usize = 80;
     const GSO_SEGS_OFF: usize = 164;
     const GSO_SIZE_OFF: usize = 176;
     /// Bytes of `struct __sk_buff` up to and including `hwtstamp`.
@@ -257,6 +281,7 @@ impl SkbIn {
         b[Self::IFINDEX_OFF..Self::IFINDEX_OFF + 4].copy_from_slice(&self.ifindex.to_ne_bytes());
         b[Self::GSO_SEGS_OFF..Self::GSO_SEGS_OFF + 4].copy_from_slice(&self.gso_segs.to_ne_bytes());
         b[Self::GSO_SIZE_OFF..Self::GSO_SIZE_OFF + 4].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[Self::DATA_END_OFF..Self::DATA_END_OFF + 4].copy_from_slice(&self.data_end.to_ne_bytes());
         b
     }
 }

@@ -7,4 +7,5 @@ pub mod harness;
 pub mod netns;
 pub mod packet;
 pub mod pcap;
+pub mod testrun;
 pub mod traffic;
