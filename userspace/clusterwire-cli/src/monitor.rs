@@ -112,11 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Prints events until `stop` is set or `count` events were printed.
-fn print_events(
-    watched: &mut [Watched],
-    stop: &AtomicBool,
-    count: Option<u64>,
-) {
+fn print_events(watched: &mut [Watched], stop: &AtomicBool, count: Option<u64>) {
     let mut printed = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let mut any = false;

@@ -8,7 +8,9 @@ use aya_ebpf::{
         bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_tunnel_key, bpf_tunnel_key__bindgen_ty_1,
         bpf_tunnel_key__bindgen_ty_2, bpf_tunnel_key__bindgen_ty_3,
     },
-    helpers::generated::{bpf_check_mtu, bpf_csum_update, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key},
+    helpers::generated::{
+        bpf_check_mtu, bpf_csum_update, bpf_redirect, bpf_redirect_neigh, bpf_skb_set_tunnel_key,
+    },
     maps::lpm_trie::Key,
     programs::TcContext,
 };
