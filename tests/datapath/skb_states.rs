@@ -10,7 +10,7 @@
 //!   printed reason where the kernel refuses the flag.
 //!
 //! Every case must give exactly the bytes and verdict of the same run on a linear skb.
-use std::net::Ipv4Addr;
+use std::{io::Write as _, net::Ipv4Addr};
 
 use aya::util::KernelVersion;
 use clusterwire_common::nat::{NAT_FROM_TUNNEL_PROGRAM, NAT_TO_TUNNEL_PROGRAM};
@@ -29,7 +29,7 @@ use crate::fixture::{
 const CHECKSUM_COMPLETE_SINCE: (u8, u8) = (6, 11);
 
 fn kernel() -> String {
-    KernelVersion::current().map_or_else(|_| "unknown".to_owned(), |k| format!("{k:?}"))
+    KernelVersion::current().map_or_else(|_| "unknown".to_owned(), |k| k.to_string())
 }
 
 fn has_checksum_complete() -> bool {
@@ -84,7 +84,10 @@ pub fn check_state(
                 CHECKSUM_COMPLETE_SINCE.0,
                 CHECKSUM_COMPLETE_SINCE.1
             );
-            eprintln!(
+            // Straight to the stderr handle: libtest captures `eprintln!` of passing tests,
+            // and a skip must never be silent.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "SKIPPED {what} ({state}): kernel {} refuses this BPF_PROG_TEST_RUN skb state \
                  (EINVAL; CHECKSUM_COMPLETE needs Linux {}.{}+, NON_LINEAR a kernel with \
                  \"bpf: Craft non-linear skbs in BPF_PROG_TEST_RUN\")",
@@ -176,8 +179,9 @@ fn nat_and_mss_clamp_are_exact_on_checksum_complete_and_non_linear_skbs() {
         assert_checksums(&out, 14, what);
         ran += check_all_states(&mut h, program, input, what);
     }
-    println!(
-        "kernel {}: {ran} of {} skb-state runs executed",
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "kernel {}: {ran} of {} NAT/MSS skb-state runs executed",
         kernel(),
         cases.len() * 5
     );

@@ -1,6 +1,8 @@
 //! Geneve encapsulation and decapsulation on `CHECKSUM_COMPLETE` and non-linear skbs (see
 //! `crate::skb_states`): exactly the bytes and verdict of a linear `CHECKSUM_NONE` run, and no
 //! stale `skb->csum` (`EBADMSG`) after `bpf_skb_adjust_room` and the header writes.
+use std::io::Write as _;
+
 use clusterwire_common::geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM};
 use clusterwire_dataplane::geneve::{Delivery, Vni};
 
@@ -36,5 +38,8 @@ fn encap_and_decap_are_exact_on_checksum_complete_and_non_linear_skbs() {
         &tunnelled,
         "decap",
     );
-    println!("{ran} of 10 Geneve skb-state runs executed");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{ran} of 10 Geneve skb-state runs executed"
+    );
 }
