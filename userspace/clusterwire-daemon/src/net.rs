@@ -13,7 +13,9 @@ use rtnetlink::{
         AddressFamily,
         address::AddressAttribute,
         link::{LinkAttribute, LinkMessage},
-        route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol},
+        route::{
+            RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteType,
+        },
     },
 };
 
@@ -51,7 +53,7 @@ fn code(e: &rtnetlink::Error) -> Option<i32> {
 /// One route: where a prefix goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteSpec {
-    /// Output device.
+    /// Output device; 0 for an unreachable route ([`RouteSpec::UNREACHABLE`]).
     pub oif: u32,
     /// Next hop, if not directly connected.
     pub via: Option<Ipv4Addr>,
@@ -59,6 +61,17 @@ pub struct RouteSpec {
     pub src: Option<Ipv4Addr>,
     /// Path MTU carried by the route (senders get frag-needed above it).
     pub mtu: Option<u32>,
+}
+
+impl RouteSpec {
+    /// An unreachable route: the kernel drops what matches and answers ICMP net unreachable
+    /// (for a prefix that must not fall through to a less specific route).
+    pub const UNREACHABLE: Self = Self {
+        oif: 0,
+        via: None,
+        src: None,
+        mtu: None,
+    };
 }
 
 /// What [`Net::sync_routes`] changed.
@@ -356,9 +369,13 @@ impl Net {
 fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
     let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(net.network(), net.prefix_len())
-        .output_interface(spec.oif)
         .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
         .priority(ROUTE_METRIC);
+    builder = if spec.oif == 0 {
+        builder.kind(RouteType::Unreachable)
+    } else {
+        builder.output_interface(spec.oif)
+    };
     if let Some(via) = spec.via {
         builder = builder.gateway(via);
     }

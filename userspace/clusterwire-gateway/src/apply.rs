@@ -2,7 +2,10 @@
 //! local nodes, and the kernel routes (remote CIDRs into the tunnel; local pod CIDRs toward
 //! their nodes, encapsulated by `cw_geneve_encap` on the underlay's egress). Every step is a
 //! diff against what is there, so re-applying the same state writes nothing.
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+};
 
 use anyhow::Context as _;
 use clusterwire_daemon::net::{Net, RouteSpec};
@@ -38,6 +41,8 @@ pub struct Gateway {
     pub private_key: PrivateKey,
     pub nat: NatTables,
     pub geneve: GeneveMaps,
+    /// CIDRs of a withdrawn peering, answered with ICMP net unreachable.
+    pub unreachable: BTreeSet<Ipv4Net>,
 }
 
 /// Resolves the client's endpoint (DNS names are resolved on every apply, so a moved server is
@@ -85,10 +90,13 @@ pub fn wireguard_config(
 /// The state of a peering whose Configuration was deleted: no remap (so the tunnel NAT drops
 /// everything but the peers' health check) and no route into the tunnel; WireGuard, the health
 /// check and the routes toward the local nodes stay, ready for the Configuration to come back.
-pub fn withdraw(desired: &mut GatewayDesired) {
+/// Returns the CIDRs that were routed into the tunnel: they become unreachable routes
+/// ([`Gateway::unreachable`]), or packets toward them would loop between the node (which
+/// still routes them to this gateway) and the gateway's default route.
+pub fn withdraw(desired: &mut GatewayDesired) -> BTreeSet<Ipv4Net> {
     desired.remap_dst.clear();
     desired.remap_src.clear();
-    desired.tunnel_routes.clear();
+    std::mem::take(&mut desired.tunnel_routes)
 }
 
 fn triple(r: clusterwire_dataplane::SyncReport) -> (usize, usize, usize) {
@@ -190,6 +198,9 @@ impl Gateway {
             }
         } else {
             warn!("no VNI (no InternalFabric for this gateway): nodes are not reached");
+        }
+        for cidr in &self.unreachable {
+            routes.entry(*cidr).or_insert(RouteSpec::UNREACHABLE);
         }
         applied.geneve_routes = triple(self.geneve.sync_routes(&tunnel)?);
         applied.geneve_peers = triple(self.geneve.sync_peers(&peers)?);

@@ -179,6 +179,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         private_key,
         nat,
         geneve,
+        unreachable: std::collections::BTreeSet::new(),
     };
 
     let (metrics, ready) = serve_metrics(config.metrics_addr);
@@ -265,6 +266,7 @@ impl Running {
                         info!("the peering's Configuration is back: applying it");
                         self.withdrawn = false;
                     }
+                    self.gateway.unreachable.clear();
                     self.current = want;
                 }
                 // Deleted, not invalid: an invalid Configuration keeps its last good version
@@ -280,7 +282,8 @@ impl Running {
                         warn!("{e}: the peering was removed; withdrawing its remaps and routes");
                         self.withdrawn = true;
                     }
-                    apply::withdraw(&mut self.current);
+                    let withdrawn = apply::withdraw(&mut self.current);
+                    self.gateway.unreachable.extend(withdrawn);
                 }
                 Err(e) => warn!("keeping the applied state: {e}"),
             }
