@@ -284,8 +284,23 @@ fn lab_configuration_removed_stops_the_peering_and_readded_resumes_it() {
         Duration::from_secs(2),
         || {
             let table = routes(CLIENT_GW);
-            !table.contains("10.1.0.0/16") && !table.contains("10.2.0.0/16")
+            ["10.1.0.0/16", "10.2.0.0/16"].iter().all(|cidr| {
+                table.contains(&format!("unreachable {cidr}"))
+                    && !table.contains(&format!("{cidr} dev liqo-tunnel"))
+            })
         },
+    );
+    // Refused at the gateway (ICMP net unreachable), not looping between the node (which
+    // still routes the peer's CIDRs to the gateway) and the gateway's default route.
+    let out = Command::new("ip")
+        .args(["netns", "exec", CL02_N1_A, "ping", "-c", "1", "-W", "1"])
+        .arg(REMOTE_N2_B.to_string())
+        .output()
+        .expect("ping");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && said.contains("Unreachable") && !said.contains("Time to live"),
+        "{said}"
     );
     assert!(!ping(CL02_N1_A, REMOTE_N2_B), "cl02 -> cl01 stopped");
     assert!(!ping(CL01_N1_A, REMOTE_N2_B), "cl01 -> cl02 stopped");
@@ -305,6 +320,7 @@ fn lab_configuration_removed_stops_the_peering_and_readded_resumes_it() {
     );
     println!("Configuration re-added: traffic resumed in {resumed:?}");
     assert_eq!(map_entries(CLIENT_GW, "CW_REMAP_DST"), 2);
+    assert!(!routes(CLIENT_GW).contains("unreachable"));
     assert_traffic("after the Configuration came back");
 }
 
