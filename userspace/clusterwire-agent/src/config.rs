@@ -38,8 +38,8 @@ pub struct Args {
     #[arg(long, default_value = "node")]
     pub instance: String,
     /// TC attachment: auto (TCX on 6.6+), tcx or netlink.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "tcx", "netlink"])]
-    pub attach: String,
+    #[arg(long, default_value = "auto")]
+    pub attach: AttachMode,
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -95,11 +95,6 @@ impl TryFrom<Args> for Config {
             "--manifests {} is not a directory",
             manifests.display()
         );
-        let attach = match attach.as_str() {
-            "tcx" => AttachMode::Tcx,
-            "netlink" => AttachMode::Netlink,
-            _ => AttachMode::Auto,
-        };
         Ok(Self {
             manifests,
             node,

@@ -52,26 +52,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    for (key, value) in [
-        ("net.ipv4.ip_forward", "1"),
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-    ] {
-        sysctl::set(key, value)?;
-    }
+    sysctl::router()?;
     let net = Net::connect().context("rtnetlink")?;
-    let underlay = net
-        .link_index(&config.underlay_dev)
-        .await?
-        .with_context(|| format!("no underlay device {}", config.underlay_dev))?;
-    sysctl::set(
-        &format!("net.ipv4.conf.{}.rp_filter", config.underlay_dev),
-        "0",
-    )?;
-    let local = net
-        .link_ipv4(underlay)
-        .await?
-        .with_context(|| format!("{} has no IPv4 address", config.underlay_dev))?;
+    let (_, local) = net.underlay(&config.underlay_dev).await?;
+    sysctl::no_rp_filter(&config.underlay_dev)?;
     let spec = InstanceSpec {
         local_ipv4: Some(local),
         attach_mode: config.attach,

@@ -50,6 +50,20 @@ fn code(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
+/// Why the underlay device cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UnderlayError {
+    /// No such device.
+    #[error("no underlay device {0}")]
+    NoDevice(String),
+    /// The device has no IPv4 address.
+    #[error("the underlay device {0} has no IPv4 address")]
+    NoAddress(String),
+    /// Asking the kernel failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
 /// One route: where a prefix goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteSpec {
@@ -254,6 +268,20 @@ impl Net {
                 source,
             }),
         }
+    }
+
+    /// The index and first IPv4 address of the underlay device `name` (the source of Geneve
+    /// encapsulation), with a clear error when either is missing.
+    pub async fn underlay(&self, name: &str) -> Result<(u32, Ipv4Addr), UnderlayError> {
+        let index = self
+            .link_index(name)
+            .await?
+            .ok_or_else(|| UnderlayError::NoDevice(name.to_owned()))?;
+        let address = self
+            .link_ipv4(index)
+            .await?
+            .ok_or_else(|| UnderlayError::NoAddress(name.to_owned()))?;
+        Ok((index, address))
     }
 
     /// The first IPv4 address of the device `index`.

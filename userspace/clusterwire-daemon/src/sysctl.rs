@@ -24,3 +24,22 @@ pub fn set(key: &str, value: &str) -> Result<(), SysctlError> {
         source,
     })
 }
+
+/// A router's sysctls, as both daemons need them: forwarding on, and reverse-path filtering off
+/// (decapsulated and remapped sources arrive on devices the kernel would not route them back
+/// through).
+pub fn router() -> Result<(), SysctlError> {
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+    ] {
+        set(key, value)?;
+    }
+    Ok(())
+}
+
+/// Turns reverse-path filtering off on `device`.
+pub fn no_rp_filter(device: &str) -> Result<(), SysctlError> {
+    set(&format!("net.ipv4.conf.{device}.rp_filter"), "0")
+}

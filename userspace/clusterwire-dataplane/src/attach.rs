@@ -135,6 +135,24 @@ pub enum AttachMode {
     Netlink,
 }
 
+impl std::str::FromStr for AttachMode {
+    type Err = UnknownAttachMode;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "tcx" => Ok(Self::Tcx),
+            "netlink" => Ok(Self::Netlink),
+            other => Err(UnknownAttachMode(other.to_owned())),
+        }
+    }
+}
+
+/// An attachment mode that is none of `auto`, `tcx`, `netlink`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown attach mode {0:?}: expected auto, tcx or netlink")]
+pub struct UnknownAttachMode(pub String);
+
 /// What attaching one program did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachOutcome {

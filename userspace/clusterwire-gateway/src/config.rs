@@ -42,8 +42,8 @@ pub struct Args {
     #[arg(long, default_value = "gateway")]
     pub instance: String,
     /// TC attachment: auto (TCX on 6.6+), tcx or netlink.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "tcx", "netlink"])]
-    pub attach: String,
+    #[arg(long, default_value = "auto")]
+    pub attach: AttachMode,
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -111,11 +111,6 @@ impl TryFrom<Args> for Config {
             Role::Server
         } else {
             Role::Client
-        };
-        let attach = match attach.as_str() {
-            "tcx" => AttachMode::Tcx,
-            "netlink" => AttachMode::Netlink,
-            _ => AttachMode::Auto,
         };
         Ok(Self {
             manifests,

@@ -109,28 +109,12 @@ fn serve_metrics(addr: Option<std::net::SocketAddr>) -> (Arc<Metrics>, http::Rea
 
 /// Brings the gateway up: WireGuard, the datapath, the metrics endpoint and the health socket.
 async fn start(config: Config) -> anyhow::Result<Running> {
-    for (key, value) in [
-        ("net.ipv4.ip_forward", "1"),
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-    ] {
-        sysctl::set(key, value)?;
-    }
+    sysctl::router()?;
     let private_key = PrivateKey::from_file(&config.private_key)
         .with_context(|| format!("private key {}", config.private_key.display()))?;
     let net = Net::connect().context("rtnetlink")?;
-    let underlay = net
-        .link_index(&config.underlay_dev)
-        .await?
-        .with_context(|| format!("no underlay device {}", config.underlay_dev))?;
-    sysctl::set(
-        &format!("net.ipv4.conf.{}.rp_filter", config.underlay_dev),
-        "0",
-    )?;
-    let local = net
-        .link_ipv4(underlay)
-        .await?
-        .with_context(|| format!("{} has no IPv4 address", config.underlay_dev))?;
+    let (_, local) = net.underlay(&config.underlay_dev).await?;
+    sysctl::no_rp_filter(&config.underlay_dev)?;
 
     let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
     let current = first_desired(&mut source, &config).await;
@@ -151,7 +135,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         .set_up_interface(net.handle(), &settings)
         .await
         .context("setting up liqo-tunnel")?;
-    sysctl::set(&format!("net.ipv4.conf.{TUNNEL_INTERFACE}.rp_filter"), "0")?;
+    sysctl::no_rp_filter(TUNNEL_INTERFACE)?;
 
     let spec = InstanceSpec {
         tunnel_mtu: u32::from(current.wireguard.mtu),
