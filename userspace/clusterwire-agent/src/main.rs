@@ -22,16 +22,12 @@ use tracing::{error, info, warn};
 use crate::{apply::Node, config::Config};
 
 struct Metrics {
-    instance: Arc<std::sync::Mutex<Option<String>>>,
+    instance: String,
 }
 
 impl http::Exporter for Metrics {
     fn metrics(&self) -> String {
-        let name = self
-            .instance
-            .lock()
-            .map(|n| n.clone().unwrap_or_default())
-            .unwrap_or_default();
+        let name = &self.instance;
         format!(
             "# TYPE clusterwire_agent_up gauge\nclusterwire_agent_up{{instance=\"{name}\"}} 1\n"
         )
@@ -74,17 +70,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut node = Node::new(net, instance, geneve, config.underlay_dev.clone());
 
     let ready = http::Ready::default();
-    if let Some(addr) = config.metrics_addr {
-        let exporter = Arc::new(Metrics {
-            instance: Arc::new(std::sync::Mutex::new(Some(config.instance.clone()))),
-        });
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, exporter, ready).await {
-                error!(%addr, "metrics endpoint: {e}");
-            }
-        });
-    }
+    let exporter = Arc::new(Metrics {
+        instance: config.instance.clone(),
+    });
+    http::spawn(config.metrics_addr, exporter, ready.clone());
 
     let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
     let mut ticker = tokio::time::interval(config.poll);
@@ -97,19 +86,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        let changed = match source.poll() {
-            Ok(Some(loaded)) => {
-                for problem in &loaded.problems {
-                    warn!("skipped: {problem}");
-                }
-                true
-            }
-            Ok(None) => false,
-            Err(e) => {
-                warn!("reading manifests: {e}; keeping the applied state");
-                false
-            }
-        };
+        let changed = clusterwire_daemon::manifests::poll(&mut source);
         // Re-apply on changes, and every 5 s to follow route changes toward gateway pods.
         if !changed && last_apply.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
             continue;

@@ -53,6 +53,17 @@ pub fn respond(request: &str, exporter: &dyn Exporter, ready: &Ready) -> (u16, S
     }
 }
 
+/// Serves the endpoint on `addr` from a task of the current runtime, if an address is given;
+/// a failure to bind or accept is logged.
+pub fn spawn(addr: Option<SocketAddr>, exporter: Arc<dyn Exporter>, ready: Ready) {
+    let Some(addr) = addr else { return };
+    tokio::spawn(async move {
+        if let Err(e) = serve(addr, exporter, ready).await {
+            tracing::error!(%addr, "metrics endpoint: {e}");
+        }
+    });
+}
+
 /// Binds `addr` and serves until the task is dropped.
 pub async fn serve(
     addr: SocketAddr,

@@ -4,11 +4,13 @@
 //!   with clusterwire's route protocol so stale ones are found without a state file;
 //! - [`sysctl`]: per-namespace sysctls;
 //! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint;
-//! - [`logging`]: the tracing subscriber.
+//! - [`logging`]: the tracing subscriber;
+//! - [`manifests`]: polling the `--manifests` source with its problems logged.
 #![forbid(unsafe_code)]
 
 pub mod http;
 pub mod logging;
+pub mod manifests;
 pub mod net;
 pub mod netns;
 pub mod sysctl;

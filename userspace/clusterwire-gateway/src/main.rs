@@ -95,15 +95,7 @@ struct Running {
 fn serve_metrics(addr: Option<std::net::SocketAddr>) -> (Arc<Metrics>, http::Ready) {
     let metrics = Arc::new(Metrics::default());
     let ready = http::Ready::default();
-    if let Some(addr) = addr {
-        let exporter: Arc<dyn http::Exporter> = metrics.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, exporter, ready).await {
-                error!(%addr, "metrics endpoint: {e}");
-            }
-        });
-    }
+    http::spawn(addr, metrics.clone(), ready.clone());
     (metrics, ready)
 }
 
@@ -230,19 +222,7 @@ impl Running {
     /// One tick: health timeout, manifests, apply when due, status, metrics.
     async fn step(&mut self) {
         self.health.tick();
-        let changed = match self.source.poll() {
-            Ok(Some(loaded)) => {
-                for problem in &loaded.problems {
-                    warn!("skipped: {problem}");
-                }
-                true
-            }
-            Ok(None) => false,
-            Err(e) => {
-                warn!("reading manifests: {e}; keeping the applied state");
-                false
-            }
-        };
+        let changed = clusterwire_daemon::manifests::poll(&mut self.source);
         if changed {
             match desired::gateway(&self.source.current().snapshot, &self.config.id) {
                 Ok(want) => {
