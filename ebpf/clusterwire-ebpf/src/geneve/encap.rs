@@ -148,6 +148,11 @@ fn redirect(ctx: &TcContext, route: &GeneveRoute, tos: u8) -> Result<i32, DropRe
     if ret != 0 {
         return Err(DropReason::GeneveRedirectFailed);
     }
+    // Attached to the `collect_md` device itself (kernel Geneve: the route sends the packet out
+    // of that device): the key is all it needs, and a redirect to itself would recurse.
+    if route.ifindex == parse::ifindex(ctx) {
+        return Ok(TC_ACT_OK);
+    }
     // SAFETY: plain helper call; it only records the target device.
     #[expect(clippy::cast_possible_truncation, reason = "returns a TC_ACT_* value")]
     let action = unsafe { bpf_redirect(route.ifindex, 0) } as i32;
