@@ -1,10 +1,12 @@
 //! `cwctl`: clusterwire's command-line tool: `selfcheck` (the datapath self-check that
 //! `cargo xtask selfcheck` runs), `dataplane` (the instances pinned on this host) and `lab`
-//! (simulated clusters joined by the real daemons, on this host).
+//! (simulated clusters joined by the real daemons, on this host), `generate` and `create` (the
+//! reference's resource verbs, printing Liqo-compatible objects).
 #![forbid(unsafe_code)]
 
 mod dataplane;
 mod lab;
+mod manifest;
 mod monitor;
 mod selfcheck;
 mod translate;
@@ -28,6 +30,10 @@ enum Command {
     Lab(lab::Args),
     /// Print the datapath's drops (reason, device, flow) while it runs, like `cilium monitor`.
     Monitor(monitor::Args),
+    /// Print what a cluster hands to its peer: its Configuration, a gateway's public key.
+    Generate(manifest::generate::Args),
+    /// Create a network resource: configuration, gateway server or client, public key.
+    Create(manifest::create::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dataplane(args) => dataplane::run(&args),
         Command::Lab(args) => lab::run(args),
         Command::Monitor(args) => monitor::run(&args),
+        Command::Generate(args) => Ok(manifest::generate::run(args)?),
+        Command::Create(args) => Ok(manifest::create::run(args)?),
     }
 }
