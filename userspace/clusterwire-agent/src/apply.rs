@@ -1,34 +1,33 @@
 //! Applying an [`AgentDesired`] to this node: kernel routes (remote CIDRs toward each gateway,
-//! carrying the tunnel MTU), the Geneve route and peer maps, and the attachments.
+//! carrying the tunnel MTU), the Geneve route and peer maps, and the node's internal address.
 //!
-//! In eBPF mode there is no extra device: the route to a remote CIDR goes out of the device the
-//! node uses to reach that gateway pod (the underlay, or the pod's veth when the gateway runs on
-//! this node), with the same next hop; `cw_geneve_encap` on that device's egress encapsulates to
-//! the gateway pod IP, and `cw_geneve_decap` on its ingress (and on the underlay, where gateways
-//! of other nodes answer) decapsulates what the gateway sends back. Attachments are O(gateways),
-//! never O(pods).
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::Ipv4Addr,
-};
+//! How a route reaches a gateway depends on the Geneve end (`clusterwire_daemon::geneve`):
+//! through the kernel `collect_md` device, whose egress program sets the tunnel key, or, in
+//! eBPF mode, out of the device the node uses to reach that gateway pod (the underlay, or the
+//! pod's veth when the gateway runs on this node) with the same next hop, where
+//! `cw_geneve_encap` encapsulates and `cw_geneve_decap` takes the gateway's answers.
+//! Attachments are O(gateways), never O(pods).
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use anyhow::Context as _;
-use clusterwire_daemon::net::{Net, RouteSpec};
+use clusterwire_daemon::{
+    geneve::{GeneveEnd, GenevePath},
+    net::Net,
+};
 use clusterwire_dataplane::{
-    Hook, Instance,
-    geneve::{Delivery, GeneveMaps, RouteTarget, TunnelMode, TunnelRoute, Vni},
+    Instance,
+    geneve::{Delivery, GeneveMaps, Vni},
 };
 use clusterwire_fabric::desired::AgentDesired;
 use ipnet::Ipv4Net;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// The node's applied state.
 pub struct Node {
     pub net: Net,
     pub instance: Instance,
     pub geneve: GeneveMaps,
-    pub underlay: String,
-    attached: BTreeSet<String>,
+    pub end: GeneveEnd,
 }
 
 /// What one apply changed.
@@ -47,34 +46,16 @@ impl Applied {
 }
 
 impl Node {
-    pub fn new(net: Net, instance: Instance, geneve: GeneveMaps, underlay: String) -> Self {
+    pub fn new(net: Net, instance: Instance, geneve: GeneveMaps, end: GeneveEnd) -> Self {
         Self {
             net,
             instance,
             geneve,
-            underlay,
-            attached: BTreeSet::new(),
+            end,
         }
-    }
-
-    /// Attaches encapsulation and decapsulation to `device` once.
-    fn attach(&mut self, device: &str) -> anyhow::Result<()> {
-        if self.attached.contains(device) {
-            return Ok(());
-        }
-        for hook in [Hook::GeneveEncap, Hook::GeneveDecap] {
-            self.instance
-                .attach(hook, device)
-                .with_context(|| format!("attaching {hook} to {device}"))?;
-        }
-        info!(device, "Geneve programs attached");
-        self.attached.insert(device.to_owned());
-        Ok(())
     }
 
     pub async fn apply(&mut self, desired: &AgentDesired) -> anyhow::Result<Applied> {
-        let underlay = self.underlay.clone();
-        self.attach(&underlay)?;
         if let Some(address) = desired.internal_address {
             let lo = self.net.link_index("lo").await?.context("no lo device")?;
             self.net
@@ -82,54 +63,45 @@ impl Node {
                 .await?;
         }
         let mut applied = Applied::default();
-        // Where each gateway pod is reached from here.
-        let mut paths: BTreeMap<Ipv4Addr, (u32, Ipv4Addr)> = BTreeMap::new();
+        // How each gateway pod is reached from here.
+        let mut paths: BTreeMap<Ipv4Addr, GenevePath> = BTreeMap::new();
         let mut peers = BTreeMap::new();
         for gateway in desired.gateways.values() {
             let ip = gateway.gateway_ip;
-            let Some((oif, via)) = self.net.route_to(ip).await? else {
+            let vni = Vni::try_new(gateway.vni.get())?;
+            let path = self
+                .end
+                .path(
+                    &self.net,
+                    &mut self.instance,
+                    ip,
+                    vni,
+                    u32::from(gateway.mtu),
+                    desired.internal_address,
+                )
+                .await?;
+            let Some(path) = path else {
                 warn!(gateway = %ip, "no route to the gateway pod; its CIDRs are not routed yet");
                 applied.unreachable_gateways.push(ip);
                 continue;
             };
-            let device = self
-                .net
-                .link_name(oif)
-                .await?
-                .with_context(|| format!("device {oif} toward gateway {ip}"))?;
-            self.attach(&device)?;
-            paths.insert(ip, (oif, via.unwrap_or(ip)));
-            let vni = Vni::try_new(gateway.vni.get())?;
-            peers.insert((ip, vni), Delivery::InPlace);
+            if path.decap_peer {
+                peers.insert((ip, vni), Delivery::InPlace);
+            }
+            paths.insert(ip, path);
         }
         let mut routes = BTreeMap::new();
         let mut tunnel = BTreeMap::new();
         for (cidr, route) in &desired.routes {
-            let Some((oif, via)) = paths.get(&route.gateway_ip) else {
+            let Some(path) = paths.get(&route.gateway_ip) else {
                 continue;
             };
-            routes.insert(
-                *cidr,
-                RouteSpec {
-                    oif: *oif,
-                    via: Some(*via),
-                    src: desired.internal_address,
-                    mtu: Some(u32::from(route.mtu)),
-                },
-            );
-            tunnel.insert(
-                *cidr,
-                RouteTarget {
-                    route: TunnelRoute {
-                        remote: route.gateway_ip,
-                        vni: Vni::try_new(route.vni.get())?,
-                        mode: TunnelMode::Native {
-                            egress_ifindex: None,
-                        },
-                    },
-                    inner_dst_mac: None,
-                },
-            );
+            let mut spec = path.route;
+            spec.mtu = Some(u32::from(route.mtu));
+            routes.insert(*cidr, spec);
+            let mut target = path.target;
+            target.route.vni = Vni::try_new(route.vni.get())?;
+            tunnel.insert(*cidr, target);
         }
         // Geneve maps before kernel routes: a packet routed toward the gateway always finds
         // its tunnel entry.

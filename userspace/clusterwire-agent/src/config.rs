@@ -2,18 +2,8 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::ensure;
+use clusterwire_daemon::geneve::GeneveChoice;
 use clusterwire_dataplane::AttachMode;
-
-/// How the internal network is carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum GeneveMode {
-    /// eBPF-native Geneve (the only mode this agent implements today).
-    Auto,
-    /// A kernel `collect_md` Geneve device: not implemented in the agent yet.
-    Kernel,
-    /// eBPF-native encapsulation on the device toward each gateway.
-    Ebpf,
-}
 
 /// `clusterwire-agent`: the node end of clusterwire's internal network.
 #[derive(Debug, clap::Parser)]
@@ -31,9 +21,13 @@ pub struct Args {
     /// The node's underlay device (Geneve from gateways on other nodes arrives there).
     #[arg(long, default_value = "eth0")]
     pub underlay_dev: String,
-    /// Geneve implementation.
-    #[arg(long, value_enum, default_value_t = GeneveMode::Auto)]
-    pub geneve: GeneveMode,
+    /// Geneve implementation: auto (kernel where the kernel has the geneve driver, else eBPF),
+    /// kernel (a `collect_md` device, --geneve-dev) or ebpf.
+    #[arg(long, default_value = "auto")]
+    pub geneve: GeneveChoice,
+    /// Name of the kernel Geneve device (kernel mode).
+    #[arg(long, default_value = "cw0")]
+    pub geneve_dev: String,
     /// Name of the pinned datapath instance (unique on the host).
     #[arg(long, default_value = "node")]
     pub instance: String,
@@ -58,6 +52,8 @@ pub struct Config {
     pub node: String,
     pub netns: Option<String>,
     pub underlay_dev: String,
+    pub geneve: GeneveChoice,
+    pub geneve_dev: String,
     pub instance: String,
     pub attach: AttachMode,
     pub metrics_addr: Option<SocketAddr>,
@@ -75,16 +71,13 @@ impl TryFrom<Args> for Config {
             netns,
             underlay_dev,
             geneve,
+            geneve_dev,
             instance,
             attach,
             metrics_addr,
             poll_ms,
             log,
         } = args;
-        ensure!(
-            geneve != GeneveMode::Kernel,
-            "--geneve kernel is not implemented by the agent yet; use auto or ebpf"
-        );
         ensure!(
             (50..=60_000).contains(&poll_ms),
             "--poll-ms must be 50 to 60000, got {poll_ms}"
@@ -100,6 +93,8 @@ impl TryFrom<Args> for Config {
             node,
             netns,
             underlay_dev,
+            geneve,
+            geneve_dev,
             instance,
             attach,
             metrics_addr,

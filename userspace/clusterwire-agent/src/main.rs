@@ -1,8 +1,8 @@
 //! `clusterwire-agent`: one per node, in the host network namespace. It reads the manifests,
 //! computes the node's desired state (`clusterwire_fabric::desired::agent`) and applies it as a
 //! difference: routes for every peer's remapped CIDRs toward that peering's gateway pod (with the
-//! tunnel MTU), eBPF-native Geneve encapsulation and decapsulation, and the node's internal-CIDR
-//! address. The datapath is pinned: killing the agent loses no packet, and a restarted agent
+//! tunnel MTU), Geneve encapsulation and decapsulation (a kernel `collect_md` device or
+//! eBPF-native, `clusterwire_daemon::geneve`), and the node's internal-CIDR address. The datapath is pinned: killing the agent loses no packet, and a restarted agent
 //! adopts it.
 #![forbid(unsafe_code)]
 
@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use clusterwire_api::validation::ManifestValidator;
-use clusterwire_daemon::{http, net::Net, sysctl};
+use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
 use clusterwire_dataplane::{Instance, InstanceSpec, geneve::GeneveMaps};
 use clusterwire_fabric::{desired, manifests::Source};
 use tracing::{error, info, warn};
@@ -23,13 +23,15 @@ use crate::{apply::Node, config::Config};
 
 struct Metrics {
     instance: String,
+    geneve: &'static str,
 }
 
 impl http::Exporter for Metrics {
     fn metrics(&self) -> String {
-        let name = &self.instance;
+        let (name, geneve) = (&self.instance, self.geneve);
         format!(
-            "# TYPE clusterwire_agent_up gauge\nclusterwire_agent_up{{instance=\"{name}\"}} 1\n"
+            "# TYPE clusterwire_agent_up gauge\n\
+             clusterwire_agent_up{{instance=\"{name}\",geneve=\"{geneve}\"}} 1\n"
         )
     }
 }
@@ -58,20 +60,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ..InstanceSpec::node(config.instance.clone())
     };
     let mut instance = Instance::open(spec).context("opening the datapath instance")?;
+    let mut end = GeneveEnd::open(
+        &net,
+        &mut instance,
+        config.geneve,
+        &config.geneve_dev,
+        clusterwire_daemon::geneve::PORT,
+        &[],
+    )
+    .await?;
+    if let GeneveEnd::Kernel { device, .. } = &end {
+        sysctl::no_rp_filter(device)?;
+    }
+    // Gateways on other nodes answer on the underlay.
+    end.attach_underlay(&mut instance, &config.underlay_dev)?;
+    let implementation = end.implementation();
     info!(
         instance = %config.instance,
         adopted = instance.adopted(),
         mode = ?instance.attach_mode(),
         underlay = %config.underlay_dev,
         %local,
-        "datapath ready (geneve implementation: ebpf)"
+        "datapath ready (geneve implementation: {implementation})"
     );
     let geneve = GeneveMaps::take(instance.datapath_mut().ebpf_mut())?;
-    let mut node = Node::new(net, instance, geneve, config.underlay_dev.clone());
+    let mut node = Node::new(net, instance, geneve, end);
 
     let ready = http::Ready::default();
     let exporter = Arc::new(Metrics {
         instance: config.instance.clone(),
+        geneve: implementation,
     });
     http::spawn(config.metrics_addr, exporter, ready.clone());
 

@@ -14,7 +14,8 @@ use rtnetlink::{
         address::AddressAttribute,
         link::{LinkAttribute, LinkMessage},
         route::{
-            RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteType,
+            RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol,
+            RouteType,
         },
     },
 };
@@ -75,6 +76,8 @@ pub struct RouteSpec {
     pub src: Option<Ipv4Addr>,
     /// Path MTU carried by the route (senders get frag-needed above it).
     pub mtu: Option<u32>,
+    /// The next hop is on the device without a connected route to it (`onlink`).
+    pub onlink: bool,
 }
 
 impl RouteSpec {
@@ -85,6 +88,7 @@ impl RouteSpec {
         via: None,
         src: None,
         mtu: None,
+        onlink: false,
     };
 }
 
@@ -411,6 +415,9 @@ fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
         builder = builder.pref_source(src);
     }
     let mut message = builder.build();
+    if spec.onlink {
+        message.header.flags |= RouteFlags::Onlink;
+    }
     if let Some(mtu) = spec.mtu {
         message
             .attributes
@@ -422,10 +429,8 @@ fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
 fn parse_route(route: &RouteMessage) -> Option<(Ipv4Net, RouteSpec)> {
     let mut dst = Ipv4Addr::UNSPECIFIED;
     let mut spec = RouteSpec {
-        oif: 0,
-        via: None,
-        src: None,
-        mtu: None,
+        onlink: route.header.flags.contains(RouteFlags::Onlink),
+        ..RouteSpec::UNREACHABLE
     };
     for attribute in &route.attributes {
         match attribute {

@@ -1,17 +1,20 @@
 //! Applying a [`GatewayDesired`]: the WireGuard peer, the NAT tables, the Geneve maps toward the
 //! local nodes, and the kernel routes (remote CIDRs into the tunnel; local pod CIDRs toward
-//! their nodes, encapsulated by `cw_geneve_encap` on the underlay's egress). Every step is a
-//! diff against what is there, so re-applying the same state writes nothing.
+//! their nodes through the Geneve end, `clusterwire_daemon::geneve`). Every step is a diff
+//! against what is there, so re-applying the same state writes nothing.
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
 };
 
 use anyhow::Context as _;
-use clusterwire_daemon::net::{Net, RouteSpec};
+use clusterwire_daemon::{
+    geneve::GeneveEnd,
+    net::{Net, RouteSpec},
+};
 use clusterwire_dataplane::{
-    IpMapKind, NatTables, RemapKind,
-    geneve::{Delivery, GeneveMaps, RouteTarget, TunnelMode, TunnelRoute, Vni},
+    Instance, IpMapKind, NatTables, RemapKind,
+    geneve::{Delivery, GeneveMaps, Vni},
 };
 use clusterwire_fabric::desired::GatewayDesired;
 use clusterwire_links::wireguard::{PeerConfig, PrivateKey, PublicKey, Tunnel, WireGuardConfig};
@@ -41,6 +44,8 @@ pub struct Gateway {
     pub private_key: PrivateKey,
     pub nat: NatTables,
     pub geneve: GeneveMaps,
+    /// Kernel Geneve device or eBPF-native encapsulation toward the nodes.
+    pub end: GeneveEnd,
     /// CIDRs of a withdrawn peering, answered with ICMP net unreachable.
     pub unreachable: BTreeSet<Ipv4Net>,
 }
@@ -123,7 +128,11 @@ impl Gateway {
         Ok(())
     }
 
-    pub async fn apply(&mut self, desired: &GatewayDesired) -> anyhow::Result<Applied> {
+    pub async fn apply(
+        &mut self,
+        instance: &mut Instance,
+        desired: &GatewayDesired,
+    ) -> anyhow::Result<Applied> {
         let endpoint = resolve(desired).await?;
         let config = wireguard_config(desired, &self.private_key, endpoint)?;
         self.tunnel
@@ -158,41 +167,26 @@ impl Gateway {
                     via: None,
                     src: None,
                     mtu: Some(mtu),
+                    onlink: false,
                 },
             );
         }
         let mut tunnel = BTreeMap::new();
         let mut peers = BTreeMap::new();
         if let Some(vni) = desired.vni {
-            {
-                let vni = Vni::try_new(vni.get())?;
-                for (cidr, node) in &desired.node_routes {
-                    let Some((oif, via)) = self.net.route_to(node.address).await? else {
-                        warn!(node = %node.node, address = %node.address, "no route to the node");
-                        continue;
-                    };
-                    routes.insert(
-                        *cidr,
-                        RouteSpec {
-                            oif,
-                            via: Some(via.unwrap_or(node.address)),
-                            src: None,
-                            mtu: Some(mtu),
-                        },
-                    );
-                    tunnel.insert(
-                        *cidr,
-                        RouteTarget {
-                            route: TunnelRoute {
-                                remote: node.address,
-                                vni,
-                                mode: TunnelMode::Native {
-                                    egress_ifindex: None,
-                                },
-                            },
-                            inner_dst_mac: None,
-                        },
-                    );
+            let vni = Vni::try_new(vni.get())?;
+            for (cidr, node) in &desired.node_routes {
+                let path = self
+                    .end
+                    .path(&self.net, instance, node.address, vni, mtu, None)
+                    .await?;
+                let Some(path) = path else {
+                    warn!(node = %node.node, address = %node.address, "no route to the node");
+                    continue;
+                };
+                routes.insert(*cidr, path.route);
+                tunnel.insert(*cidr, path.target);
+                if path.decap_peer {
                     peers.insert((node.address, vni), Delivery::InPlace);
                 }
             }

@@ -2,6 +2,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, ensure};
+use clusterwire_daemon::geneve::GeneveChoice;
 use clusterwire_dataplane::AttachMode;
 use clusterwire_fabric::{
     desired::{GatewayId, Role},
@@ -28,9 +29,13 @@ pub struct Args {
     /// WireGuard implementation: kernel where the kernel has it, else embedded userspace.
     #[arg(long, default_value = "auto")]
     pub wireguard: Mode,
-    /// Geneve implementation (eBPF-native today; `kernel` is refused).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "ebpf", "kernel"])]
-    pub geneve: String,
+    /// Geneve implementation: auto (kernel where the kernel has the geneve driver, else eBPF),
+    /// kernel (a `collect_md` device, --geneve-dev) or ebpf.
+    #[arg(long, default_value = "auto")]
+    pub geneve: GeneveChoice,
+    /// Name of the kernel Geneve device (kernel mode).
+    #[arg(long, default_value = "cw-geneve")]
+    pub geneve_dev: String,
     /// Enter this network namespace (/run/netns/NAME) first, with a private /var/run; for the
     /// local lab, where gateway "pods" are namespaces of one host.
     #[arg(long)]
@@ -62,6 +67,8 @@ pub struct Config {
     pub id: GatewayId,
     pub private_key: PathBuf,
     pub wireguard: Mode,
+    pub geneve: GeneveChoice,
+    pub geneve_dev: String,
     pub netns: Option<String>,
     pub underlay_dev: String,
     pub instance: String,
@@ -82,6 +89,7 @@ impl TryFrom<Args> for Config {
             private_key,
             wireguard,
             geneve,
+            geneve_dev,
             netns,
             underlay_dev,
             instance,
@@ -90,10 +98,6 @@ impl TryFrom<Args> for Config {
             poll_ms,
             log,
         } = args;
-        ensure!(
-            geneve != "kernel",
-            "--geneve kernel is not implemented by the gateway yet; use auto or ebpf"
-        );
         ensure!(
             (50..=60_000).contains(&poll_ms),
             "--poll-ms must be 50 to 60000, got {poll_ms}"
@@ -120,6 +124,8 @@ impl TryFrom<Args> for Config {
             },
             private_key,
             wireguard,
+            geneve,
+            geneve_dev,
             netns,
             underlay_dev,
             instance,

@@ -1,6 +1,7 @@
 //! `clusterwire-gateway`: one per peering, in the gateway pod's network namespace. It brings up
 //! the WireGuard link `liqo-tunnel` (kernel, else embedded userspace), attaches the remap NAT and
-//! MSS programs to it and the Geneve programs to the pod's device toward its node, fills the
+//! MSS programs to it, sets up its Geneve end toward the nodes (a kernel `collect_md` device or
+//! eBPF-native on the pod's device toward its node, `clusterwire_daemon::geneve`), fills the
 //! maps and routes from the manifests (applied as a difference), runs the reference-compatible
 //! health check, writes the Connection status and serves metrics.
 #![forbid(unsafe_code)]
@@ -15,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use clusterwire_api::validation::ManifestValidator;
-use clusterwire_daemon::{http, net::Net, sysctl};
+use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
 use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
 use clusterwire_fabric::{
     connection,
@@ -137,13 +138,25 @@ async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let mut instance = Instance::open(spec).context("opening the datapath instance")?;
     instance.attach(Hook::TunnelNat, TUNNEL_INTERFACE)?;
-    instance.attach(Hook::GeneveEncap, &config.underlay_dev)?;
-    instance.attach(Hook::GeneveDecap, &config.underlay_dev)?;
+    let mut end = GeneveEnd::open(
+        &net,
+        &mut instance,
+        config.geneve,
+        &config.geneve_dev,
+        clusterwire_daemon::geneve::PORT,
+        &[TUNNEL_INTERFACE],
+    )
+    .await?;
+    if let GeneveEnd::Kernel { device, .. } = &end {
+        sysctl::no_rp_filter(device)?;
+    }
+    end.attach_underlay(&mut instance, &config.underlay_dev)?;
     info!(
         instance = %config.instance,
         adopted = instance.adopted(),
         mode = ?instance.attach_mode(),
-        "datapath attached (geneve implementation: ebpf)"
+        "datapath attached (geneve implementation: {})",
+        end.implementation()
     );
     let nat = NatTables::take(instance.datapath_mut())?;
     let geneve = GeneveMaps::take(instance.datapath_mut().ebpf_mut())?;
@@ -155,6 +168,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         private_key,
         nat,
         geneve,
+        end,
         unreachable: std::collections::BTreeSet::new(),
     };
 
@@ -322,7 +336,7 @@ impl Running {
         for skipped in &self.current.skipped {
             warn!("skipped: {skipped}");
         }
-        let ok = match self.gateway.apply(&self.current).await {
+        let ok = match self.gateway.apply(&mut self.instance, &self.current).await {
             Ok(applied) => {
                 if applied.changed() {
                     info!(?applied, "applied");
@@ -368,6 +382,7 @@ fn sample(
     }
     s.cluster_id.clone_from(&current.remote_cluster_id);
     implementation.clone_into(&mut s.implementation);
+    s.geneve = gateway.end.implementation();
     s.connected = health.tracker.state() == State::Connected;
     s.latency_us = health
         .tracker

@@ -10,6 +10,7 @@ use clusterwire_daemon::http::Exporter;
 pub struct Sample {
     pub cluster_id: String,
     pub implementation: String,
+    pub geneve: &'static str,
     pub connected: bool,
     pub latency_us: u64,
     pub rx_bytes: u64,
@@ -75,6 +76,12 @@ pub fn render(s: &Sample) -> String {
         "gauge",
         "The WireGuard implementation in use (1 for the one used).",
         &[(format!("implementation=\"{}\"", s.implementation), 1)],
+    );
+    metric(
+        "clusterwire_geneve_implementation",
+        "gauge",
+        "The Geneve implementation toward the nodes (1 for the one used: kernel or ebpf).",
+        &[(format!("implementation=\"{}\"", s.geneve), 1)],
     );
     let drops: Vec<_> = s
         .drops

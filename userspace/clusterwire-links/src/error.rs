@@ -45,6 +45,19 @@ pub enum LinkError {
     },
 }
 
+impl LinkError {
+    /// Whether the kernel refused because it has no driver for the link kind (`EOPNOTSUPP`).
+    pub fn is_unsupported(&self) -> bool {
+        match self {
+            Self::Netlink {
+                source: rtnetlink::Error::NetlinkError(e),
+                ..
+            } => e.raw_code() == -EOPNOTSUPP,
+            _ => false,
+        }
+    }
+}
+
 /// `EOPNOTSUPP`: the kernel has no driver for the requested link kind.
 pub(crate) const EOPNOTSUPP: i32 = 95;
 

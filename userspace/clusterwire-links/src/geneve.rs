@@ -3,7 +3,7 @@
 //! device per peer.
 use futures::TryStreamExt as _;
 use rtnetlink::{
-    Handle, LinkGeneve, LinkMessageBuilder,
+    Handle, LinkGeneve, LinkMessageBuilder, LinkUnspec,
     packet_route::link::{InfoData, InfoGeneve, InfoKind, LinkAttribute, LinkInfo, LinkMessage},
 };
 
@@ -46,6 +46,48 @@ pub async fn create_collect_md(handle: &Handle, name: &str, port: u16) -> Result
             found: "no link".to_owned(),
         }),
     }
+}
+
+/// Makes `name` a `collect_md` Geneve device on `port` with the MAC `mac`, without ARP (its
+/// neighbours resolve to its own MAC), up; creates it if missing and fixes MAC, ARP and state of
+/// one that exists. Returns its interface index.
+///
+/// A link of that name that is not a `collect_md` Geneve device on `port` is a
+/// [`LinkError::Mismatch`] (it is not ours to change). Where the kernel has no Geneve driver the
+/// error is a netlink `EOPNOTSUPP` ([`LinkError::is_unsupported`]).
+pub async fn ensure_collect_md(
+    handle: &Handle,
+    name: &str,
+    port: u16,
+    mac: [u8; 6],
+) -> Result<u32, LinkError> {
+    check_name(name)?;
+    let ifindex = match get(handle, name).await? {
+        Some(link) if link.collect_md && link.port == Some(port) => link.ifindex,
+        Some(link) => {
+            return Err(LinkError::Mismatch {
+                link: name.to_owned(),
+                expected: format!("a collect_md geneve link on port {port}"),
+                found: format!(
+                    "geneve, collect_md {}, port {:?}",
+                    link.collect_md, link.port
+                ),
+            });
+        }
+        None => create_collect_md(handle, name, port).await?,
+    };
+    let message = LinkUnspec::new_with_index(ifindex)
+        .address(mac.to_vec())
+        .arp(false)
+        .up()
+        .build();
+    handle
+        .link()
+        .set(message)
+        .execute()
+        .await
+        .map_err(|source| netlink("set", name, source))?;
+    Ok(ifindex)
 }
 
 /// Reads a Geneve device back; `None` if no link has that name or it is not Geneve.
