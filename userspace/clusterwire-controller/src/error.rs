@@ -1,0 +1,108 @@
+//! The controller's typed errors, each with a stable `kind` (metric label) and the condition
+//! reason it is reported under.
+
+use clusterwire_ipam::IpamError;
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the API server failed.
+    #[error("API request failed: {0}")]
+    Kube(#[source] kube::Error),
+    /// Adding or removing the finalizer, or the cleanup behind it, failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The IPAM refused (e.g. remap pools exhausted).
+    #[error("{0}")]
+    Ipam(#[source] IpamError),
+    /// The resource has no namespace or name (cannot happen for namespaced API objects).
+    #[error("{kind} without a namespace or name")]
+    Unnamed {
+        /// Kind of the resource.
+        kind: &'static str,
+    },
+    /// The gateway lacks the `liqo.io/remote-cluster-id` label.
+    #[error("missing label {label}")]
+    MissingClusterId {
+        /// The label that is missing.
+        label: &'static str,
+    },
+    /// The gateway's key Secret is unusable.
+    #[error("secret {name}: {reason}")]
+    Secret {
+        /// The Secret's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The gateway names no template, or the template does not exist.
+    #[error("template {reference}: {reason}")]
+    TemplateMissing {
+        /// `kind namespace/name` of the template (as far as known).
+        reference: String,
+        /// Why it is missing.
+        reason: &'static str,
+    },
+    /// The template exists but cannot be rendered into valid objects.
+    #[error("template {reference}: {source}")]
+    TemplateInvalid {
+        /// `kind namespace/name` of the template.
+        reference: String,
+        /// What is wrong.
+        #[source]
+        source: crate::template::TemplateError,
+    },
+    /// The gateway Service has no address yet (no load balancer ingress, no node, no cluster IP).
+    #[error("service {service} has no address yet: {reason}")]
+    EndpointPending {
+        /// The Service's name.
+        service: String,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// Serializing an object failed (a bug, reported rather than panicking).
+    #[error("serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
+impl Error {
+    /// A short stable name, for metric labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Finalizer(_) => "finalizer",
+            Self::Ipam(e) => e.kind(),
+            Self::Unnamed { .. } => "unnamed",
+            Self::MissingClusterId { .. } => "missing_cluster_id",
+            Self::Secret { .. } => "secret",
+            Self::TemplateMissing { .. } => "template_missing",
+            Self::TemplateInvalid { .. } => "template_invalid",
+            Self::EndpointPending { .. } => "endpoint_pending",
+            Self::Serialize(_) => "serialize",
+        }
+    }
+
+    /// The condition (and event) reason this error is reported under.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Ipam(IpamError::PoolsExhausted { .. }) => "PoolsExhausted",
+            Self::Ipam(IpamError::NoPool { .. }) => "NoPool",
+            Self::Ipam(IpamError::InvalidCidr { .. }) => "InvalidCIDR",
+            Self::Ipam(_) => "RemapFailed",
+            Self::Kube(_) | Self::Finalizer(_) | Self::Unnamed { .. } | Self::Serialize(_) => {
+                "ReconcileFailed"
+            }
+            Self::MissingClusterId { .. } => "MissingClusterID",
+            Self::Secret { .. } => "SecretInvalid",
+            Self::TemplateMissing { .. } => "TemplateNotFound",
+            Self::TemplateInvalid { .. } => "TemplateInvalid",
+            Self::EndpointPending { .. } => "EndpointPending",
+        }
+    }
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Self::Kube(e)
+    }
+}

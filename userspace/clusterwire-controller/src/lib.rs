@@ -1,0 +1,25 @@
+//! clusterwire's Kubernetes controller (one active replica per cluster).
+//!
+//! - [`configuration`]: remote CIDRs of each Configuration remapped by the IPAM
+//!   (`clusterwire-ipam`) into its status, condition `NetworkCIDRsConfigured`, released through
+//!   a finalizer; the IPAM is rebuilt from the statuses on start.
+//! - [`gateway`]: for each `GatewayServer` / `GatewayClient`, a WireGuard key pair generated
+//!   once into Secret `gw-<name>`, the referenced template rendered ([`template`]) into the
+//!   gateway's Deployment, Service and `ServiceAccount` (owned by the gateway), and the
+//!   endpoint and secret reference in its status.
+//!
+//! Reconcilers are plain async functions over a shared [`Context`]; `main.rs` wires them into
+//! kube-runtime controllers. Every write is skipped when the object already holds what would
+//! be written, so a re-sync of an unchanged state writes nothing.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod configuration;
+pub mod context;
+mod error;
+pub mod status;
+pub mod template;
+
+pub use config::ControllerConfig;
+pub use context::{Context, Events, Published};
+pub use error::Error;

@@ -1,0 +1,2 @@
+//! `clusterwire-controller`: wiring only (see the library).
+fn main() {}
