@@ -1,4 +1,6 @@
-//! `cargo xtask crdgen`: writes crds/*.yaml from the Rust types in clusterwire-api.
+//! `cargo xtask crdgen`: writes crds/*.yaml from the Rust types in clusterwire-api, and the same
+//! files into deploy/base/crds/ (kustomize only loads files under the kustomization's root; a
+//! host test checks both copies are identical and listed in deploy/base/crds/kustomization.yaml).
 //!
 //! The generator is a binary of clusterwire-api (`clusterwire-crdgen`), so xtask stays free of
 //! the Kubernetes crates; this task only runs it with the workspace's `crds/` directory.
@@ -12,7 +14,14 @@ use crate::cmd;
 pub struct Args {}
 
 pub fn run(_args: &Args) -> anyhow::Result<()> {
-    let out = cmd::workspace_root().join("crds");
+    let root = cmd::workspace_root();
+    for out in [root.join("crds"), root.join("deploy/base/crds")] {
+        generate(&out)?;
+    }
+    Ok(())
+}
+
+fn generate(out: &std::path::Path) -> anyhow::Result<()> {
     let mut cargo = cmd::host_cargo();
     cargo
         .args([
@@ -24,7 +33,7 @@ pub fn run(_args: &Args) -> anyhow::Result<()> {
             "clusterwire-crdgen",
             "--",
         ])
-        .arg(&out);
+        .arg(out);
     cmd::run(&mut cargo).with_context(|| {
         format!(
             "generating the CRDs into {} failed (does clusterwire-api build?)",

@@ -10,6 +10,7 @@ mod lab;
 mod lint;
 mod selfcheck;
 mod setup;
+mod setup_kubectl;
 mod test;
 mod vm;
 

@@ -5,7 +5,7 @@ use std::{fmt::Write as _, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use crate::cmd;
+use crate::{cmd, setup_kubectl};
 
 /// Where `cargo xtask setup` installs bpf-linker (also named in .cargo/config.toml).
 pub const TOOLS_ROOT: &str = "/opt/clusterwire/tools";
@@ -147,6 +147,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !cmd::exists("rustup") {
         items.push("rustup (aya-build runs `rustup run /usr cargo`)".to_owned());
     }
+    let kubectl_missing = setup_kubectl::missing();
+    items.extend(kubectl_missing.clone());
     let cannot_install = if args.check {
         Some("--check given")
     } else if !cmd::is_root() {
@@ -171,6 +173,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         install_bpf_linker()?;
     }
+    if kubectl_missing.is_some() {
+        install_apt(setup_kubectl::PACKAGES)?;
+        setup_kubectl::install()?;
+    }
     println!("setup: everything clusterwire needs is installed");
     Ok(())
 }
@@ -190,16 +196,7 @@ fn missing_report(items: &[String], why: &str) -> String {
 
 fn install_packages(missing: &[&Requirement]) -> anyhow::Result<()> {
     let names: Vec<&str> = missing.iter().map(|r| r.package).collect();
-    println!("setup: installing {}", names.join(" "));
-    let apt = |args: &[&str]| {
-        let mut c = Command::new("apt-get");
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "DPkg::Lock::Timeout=600", "-q"])
-            .args(args);
-        c
-    };
-    cmd::run(&mut apt(&["update", "-qq"]))?;
-    cmd::run(apt(&["install", "-y", "-qq", "--no-install-recommends"]).args(&names))?;
+    install_apt(&names)?;
     let still: Vec<&str> = missing
         .iter()
         .filter(|r| !(r.present)())
@@ -212,6 +209,20 @@ fn install_packages(missing: &[&Requirement]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `apt-get update` and `apt-get install` of `names`.
+fn install_apt(names: &[&str]) -> anyhow::Result<()> {
+    println!("setup: installing {}", names.join(" "));
+    let apt = |args: &[&str]| {
+        let mut c = Command::new("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "DPkg::Lock::Timeout=600", "-q"])
+            .args(args);
+        c
+    };
+    cmd::run(&mut apt(&["update", "-qq"]))?;
+    cmd::run(apt(&["install", "-y", "-qq", "--no-install-recommends"]).args(names))
 }
 
 /// rustfmt and clippy come with rustup's toolchain; they cannot be installed from Debian's
