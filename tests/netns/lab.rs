@@ -19,7 +19,10 @@ use std::{
 
 use nix::sched::{CloneFlags, setns};
 
-use crate::lab_kit::{Lab, STATE_DIR, in_netns, lab, lab_namespaces, lab_ok, text};
+use crate::lab_kit::{
+    Lab, STATE_DIR, agent_geneve, gateway_rows, in_netns, kernel_drivers, lab, lab_namespaces,
+    lab_ok, text,
+};
 
 /// A UDP server in `ns` on `port` answering one datagram with the source address it saw.
 fn udp_reporter(ns: &str, port: u16) -> std::thread::JoinHandle<()> {
@@ -180,11 +183,13 @@ fn lab_topology_without_daemons_and_down_leaves_nothing() {
     drop(guard);
 }
 
-/// `up`, `test` and `down` with the real daemons, as a user runs them.
-fn end_to_end(up_args: &[&str]) {
+/// `up`, `test` and `down` with the real daemons, as a user runs them; `check` looks at the
+/// output of `up` while the lab is still up.
+fn end_to_end(up_args: &[&str], check: impl FnOnce(&str)) {
     let guard = Lab::claim();
     let up = lab_ok(up_args);
     assert!(up.contains("lab up in"), "{up}");
+    check(&up);
     let matrix = lab_ok(&["test"]);
     assert!(matrix.contains("checks passed"), "{matrix}");
     let status = lab_ok(&["status"]);
@@ -209,10 +214,68 @@ fn end_to_end(up_args: &[&str]) {
 
 #[test]
 fn lab_up_test_down_end_to_end() {
-    end_to_end(&["up"]);
+    end_to_end(&["up"], |_| {});
 }
 
 #[test]
 fn lab_up_test_down_end_to_end_three_clusters() {
-    end_to_end(&["up", "--clusters", "3"]);
+    end_to_end(&["up", "--clusters", "3"], |_| {});
+}
+
+/// The lab with the kernel's WireGuard and Geneve drivers (the VM tier's kernels).
+#[test]
+fn lab_kernel_drivers_end_to_end() {
+    if !kernel_drivers("lab_kernel_drivers_end_to_end") {
+        return;
+    }
+    let args = [
+        "up",
+        "--wireguard",
+        "kernel",
+        "--geneve",
+        "kernel",
+        "--timeout",
+        "300",
+    ];
+    end_to_end(&args, |up| {
+        let rows = gateway_rows(up);
+        assert_eq!(rows.len(), 2, "{up}");
+        for (cluster, tunnel, geneve, connection) in rows {
+            assert_eq!(
+                (tunnel.as_str(), geneve.as_str(), connection.as_str()),
+                ("kernel", "kernel", "Connected"),
+                "{cluster}: {up}"
+            );
+        }
+        for node in ["cwlab-cl01-n1", "cwlab-cl02-n2"] {
+            assert_eq!(agent_geneve(node), "kernel", "{node}");
+        }
+    });
+}
+
+/// Kernel WireGuard against embedded userspace WireGuard, and in each cluster kernel Geneve on
+/// one side and eBPF-native Geneve on the other (`up --mixed`).
+#[test]
+fn lab_mixed_implementations_end_to_end() {
+    if !kernel_drivers("lab_mixed_implementations_end_to_end") {
+        return;
+    }
+    end_to_end(&["up", "--mixed", "--timeout", "300"], |up| {
+        let rows: Vec<_> = gateway_rows(up)
+            .into_iter()
+            .map(|(cluster, tunnel, geneve, connection)| {
+                format!("{cluster} {tunnel} {geneve} {connection}")
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "cl01 kernel ebpf Connected",
+                "cl02 userspace kernel Connected"
+            ],
+            "{up}"
+        );
+        assert_eq!(agent_geneve("cwlab-cl01-n1"), "kernel");
+        assert_eq!(agent_geneve("cwlab-cl02-n1"), "ebpf");
+    });
 }

@@ -114,3 +114,67 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
+
+/// Whether this kernel has the WireGuard and Geneve drivers (probed in a fresh namespace). Where
+/// it does not, `test` says it was skipped and why, unless `CW_REQUIRE_KERNEL_DRIVERS` is set
+/// (the VM tier, whose kernels have both): there a missing driver fails the test.
+pub fn kernel_drivers(test: &str) -> bool {
+    let ns = clusterwire_tests::netns::NetNs::new("drv");
+    let caps = ns
+        .enter(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async {
+                let (connection, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
+                tokio::spawn(connection);
+                clusterwire_links::probe_kernel(&handle).await
+            })
+        })
+        .expect("kernel capability probe");
+    let missing: Vec<String> = [("geneve", &caps.geneve), ("wireguard", &caps.wireguard)]
+        .into_iter()
+        .filter(|(_, cap)| !cap.is_available())
+        .map(|(what, cap)| format!("{what}: {cap}"))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CW_REQUIRE_KERNEL_DRIVERS").is_none(),
+        "{test}: kernel drivers required here but missing: {missing:?}"
+    );
+    println!("SKIPPED {test}: this kernel lacks {missing:?} (the VM tier runs it)");
+    false
+}
+
+/// The gateway rows of `cwctl lab up`'s table as (cluster, tunnel, geneve, connection).
+pub fn gateway_rows(up: &str) -> Vec<(String, String, String, String)> {
+    up.lines()
+        .skip_while(|l| !l.starts_with("CLUSTER"))
+        .skip(1)
+        .map_while(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() >= 7 && cols[0].starts_with("cl")).then(|| {
+                (
+                    cols[0].to_owned(),
+                    cols[4].to_owned(),
+                    cols[5].to_owned(),
+                    cols[6].to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The Geneve implementation an agent's log reports.
+pub fn agent_geneve(instance: &str) -> String {
+    let path = format!("{STATE_DIR}/logs/{instance}.log");
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    log.split("geneve implementation: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
+        .unwrap_or_else(|| panic!("{path} names no Geneve implementation:\n{log}"))
+        .to_owned()
+}

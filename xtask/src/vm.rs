@@ -52,6 +52,10 @@ const MODULES: &[&str] = &[
     "sch_ingress",
     "sch_tbf",
     "cls_bpf",
+    // The lab's simulated CNI: masquerade and NodePort DNAT.
+    "nft_chain_nat",
+    "nft_masq",
+    "nft_nat",
 ];
 
 /// Arguments of `cargo xtask vm-test`.
@@ -241,11 +245,49 @@ fn build_test_binaries(args: &Args) -> anyhow::Result<Vec<GuestBinary>> {
     if args.netns && helpers.is_empty() {
         bail!("cargo built no cw-test-* helper for the netns tier");
     }
+    if args.netns {
+        helpers.extend(build_lab_binaries()?);
+    }
     Ok(found
         .into_iter()
         .map(|(name, path)| GuestBinary::Test(name, path))
         .chain(helpers)
         .collect())
+}
+
+/// The binaries the lab tests run (`cwctl` and the daemons, debug builds in one directory, as
+/// `cwctl lab up` expects), copied at their host paths; the guest finds `cwctl` through
+/// `CWCTL` (see [`INIT`]).
+const LAB_BINARIES: &[(&str, &str)] = &[
+    ("clusterwire-cli", "cwctl"),
+    ("clusterwire-agent", "clusterwire-agent"),
+    ("clusterwire-gateway", "clusterwire-gateway"),
+];
+
+fn build_lab_binaries() -> anyhow::Result<Vec<GuestBinary>> {
+    let mut c = cmd::host_cargo();
+    c.args(["build", "--message-format=json"]);
+    for (package, _) in LAB_BINARIES {
+        c.args(["-p", package]);
+    }
+    c.stderr(Stdio::inherit());
+    let out = cmd::stdout(&mut c)?;
+    let mut found = Vec::new();
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let name = msg["target"]["name"].as_str().unwrap_or_default();
+        if let Some(exe) = msg["executable"].as_str()
+            && LAB_BINARIES.iter().any(|(_, bin)| *bin == name)
+        {
+            found.push(GuestBinary::Helper(PathBuf::from(exe)));
+        }
+    }
+    if found.len() != LAB_BINARIES.len() {
+        bail!("cargo built {found:?}, expected the lab binaries {LAB_BINARIES:?}");
+    }
+    Ok(found)
 }
 
 /// An unpacked kernel: image to boot and module tree.
@@ -478,7 +520,13 @@ fn build_initramfs(
         .context("busybox is missing: run `cargo xtask setup`")?;
     copy_file(busybox, &root.join("bin/busybox"))?;
     // iproute2 (`ip`, `tc`) and iputils' ping, which the netns tier runs.
-    for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/bin/ping"] {
+    // nft: the lab's simulated CNI.
+    for tool in [
+        "/usr/sbin/ip",
+        "/usr/sbin/tc",
+        "/usr/bin/ping",
+        "/usr/sbin/nft",
+    ] {
         copy_elf(Path::new(tool), &root, Path::new(tool))?;
     }
     let mut order = String::new();
@@ -499,21 +547,7 @@ fn build_initramfs(
         order.push('\n');
     }
     fs::write(root.join("lib/modules/order"), order)?;
-    for (i, binary) in binaries.iter().enumerate() {
-        match binary {
-            GuestBinary::Test(name, path) => {
-                let to = Path::new("/tests").join(format!("{i:02}-{name}"));
-                copy_elf(path, &root, &to)?;
-                strip_debug(&root, &to)?;
-            }
-            // At its host path: the tests start it by the path cargo compiled into them. The
-            // initramfs root is writable, so nothing is mounted over /tmp, where a clone may be.
-            GuestBinary::Helper(path) => {
-                copy_elf(path, &root, path)?;
-                strip_debug(&root, path)?;
-            }
-        }
-    }
+    copy_binaries(&root, binaries)?;
     fs::create_dir_all(root.join("testargs"))?;
     for (name, filters) in GUEST_FILTERS {
         fs::write(root.join("testargs").join(name), filters.join(" "))?;
@@ -543,6 +577,37 @@ fn build_initramfs(
         bail!("cpio failed packing {}", root.display());
     }
     Ok(cpio)
+}
+
+/// Copies the test binaries to `/tests` and the helpers to their host paths, and writes the
+/// guest's `/testenv` (where `cwctl` is).
+fn copy_binaries(root: &Path, binaries: &[GuestBinary]) -> anyhow::Result<()> {
+    for (i, binary) in binaries.iter().enumerate() {
+        match binary {
+            GuestBinary::Test(name, path) => {
+                let to = Path::new("/tests").join(format!("{i:02}-{name}"));
+                copy_elf(path, root, &to)?;
+                strip_debug(root, &to)?;
+            }
+            // At its host path: the tests start it by the path cargo compiled into them. The
+            // initramfs root is writable, so nothing is mounted over /tmp, where a clone may be.
+            GuestBinary::Helper(path) => {
+                copy_elf(path, root, path)?;
+                strip_debug(root, path)?;
+            }
+        }
+    }
+    let env = binaries
+        .iter()
+        .find_map(|b| match b {
+            GuestBinary::Helper(p) if p.file_name() == Some("cwctl".as_ref()) => {
+                Some(format!("export CWCTL={}\n", p.display()))
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    fs::write(root.join("testenv"), env)?;
+    Ok(())
 }
 
 /// Drops the debug sections of a test binary in the initramfs (symbols stay, so backtraces keep
@@ -587,8 +652,9 @@ fn copy_elf(from: &Path, root: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// Test filters per test binary in the guest (none: every test but `host_tool_*`). The netns
-/// tier runs the modules that exercise the datapath on that kernel; the lab, WireGuard interop
-/// and similar tests need host tools the initramfs does not carry.
+/// tier runs the modules that exercise the datapath on that kernel, and the lab with the kernel's
+/// WireGuard and Geneve drivers and with mixed implementations (the eBPF/userspace lab runs on
+/// the host); the WireGuard interop tests need wireguard-go, which the initramfs does not carry.
 const GUEST_FILTERS: &[(&str, &[&str])] = &[(
     "netns",
     &[
@@ -599,6 +665,8 @@ const GUEST_FILTERS: &[(&str, &[&str])] = &[(
         "wireguard::",
         "probe_",
         "kernel_capability",
+        "lab::lab_kernel_drivers",
+        "lab::lab_mixed",
     ],
 )];
 
@@ -617,6 +685,9 @@ for m in $(cat /lib/modules/order); do
   insmod /lib/modules/$m || echo "CW_VM_WARN insmod $m failed"
 done
 echo "CW_VM_KERNEL $(uname -r)"
+# The lab tests' cwctl; kernel-driver tests must run here, not skip.
+. /testenv
+export CW_REQUIRE_KERNEL_DRIVERS=1
 status=0
 for t in /tests/*; do
   name=${t##*/}; name=${name#*-}
@@ -646,7 +717,7 @@ fn boot(
             "-smp",
             "1",
             "-m",
-            "1024",
+            "2048",
         ])
         .args([
             "-nographic",

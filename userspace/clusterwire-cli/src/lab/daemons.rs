@@ -41,9 +41,20 @@ pub struct Daemon {
 }
 
 /// Every daemon of the lab, agents first.
+/// The implementations (agent Geneve, gateway WireGuard, gateway Geneve) of the `index`-th
+/// cluster.
+fn implementations(settings: &Settings, index: usize) -> (&str, &str, &str) {
+    match (settings.mixed, index % 2) {
+        (false, _) => (&settings.geneve, &settings.wireguard, &settings.geneve),
+        (true, 0) => ("kernel", "kernel", "ebpf"),
+        (true, _) => ("ebpf", "userspace", "kernel"),
+    }
+}
+
 pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
     let mut all = Vec::new();
-    for cluster in &plan.clusters {
+    for (index, cluster) in plan.clusters.iter().enumerate() {
+        let (agent_geneve, _, _) = implementations(settings, index);
         let manifests = paths.manifests(&cluster.name);
         let manifests = manifests.to_string_lossy();
         for node in &cluster.nodes {
@@ -60,7 +71,7 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
                     "--underlay-dev",
                     "eth0",
                     "--geneve",
-                    &settings.geneve,
+                    agent_geneve,
                     "--instance",
                     &node.instance,
                 ]
@@ -69,7 +80,8 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
             });
         }
     }
-    for cluster in &plan.clusters {
+    for (index, cluster) in plan.clusters.iter().enumerate() {
+        let (_, wireguard, geneve) = implementations(settings, index);
         let manifests = paths.manifests(&cluster.name);
         let manifests = manifests.to_string_lossy();
         for gateway in &cluster.gateways {
@@ -91,9 +103,9 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
                     "--underlay-dev",
                     "eth0",
                     "--wireguard",
-                    &settings.wireguard,
+                    wireguard,
                     "--geneve",
-                    &settings.geneve,
+                    geneve,
                     "--instance",
                     &gateway.instance,
                     "--metrics-addr",
@@ -282,6 +294,7 @@ mod tests {
             clusters: 2,
             wireguard: "userspace".into(),
             geneve: "ebpf".into(),
+            mixed: false,
             daemons: true,
             bin_dir: PathBuf::from("/bin"),
         };
@@ -309,5 +322,49 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), all.len(), "instance names must be unique");
+    }
+
+    #[test]
+    fn mixed_lab_crosses_implementations_in_every_cluster_and_tunnel() {
+        let plan = Plan::new(3).expect("plan");
+        let settings = Settings {
+            clusters: 3,
+            wireguard: "auto".into(),
+            geneve: "auto".into(),
+            mixed: true,
+            daemons: true,
+            bin_dir: PathBuf::from("/bin"),
+        };
+        let all = daemons(&plan, &settings, &Paths::new("/run/clusterwire-lab"));
+        let flag = |d: &Daemon, name: &str| {
+            let at = d.args.iter().position(|a| a == name).expect("flag");
+            d.args[at + 1].clone()
+        };
+        let mut seen = Vec::new();
+        for d in &all {
+            let cluster = &d.instance["cwlab-".len().."cwlab-cl01".len()];
+            if d.program == AGENT {
+                seen.push(format!("{cluster} agent geneve {}", flag(d, "--geneve")));
+            } else {
+                seen.push(format!(
+                    "{cluster} gateway wireguard {} geneve {}",
+                    flag(d, "--wireguard"),
+                    flag(d, "--geneve")
+                ));
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen,
+            [
+                "cl01 agent geneve kernel",
+                "cl01 gateway wireguard kernel geneve ebpf",
+                "cl02 agent geneve ebpf",
+                "cl02 gateway wireguard userspace geneve kernel",
+                "cl03 agent geneve kernel",
+                "cl03 gateway wireguard kernel geneve ebpf",
+            ]
+        );
     }
 }

@@ -139,6 +139,13 @@ struct UpArgs {
     /// Geneve implementation of agents and gateways.
     #[arg(long, value_enum, default_value_t = GeneveMode::Auto)]
     geneve: GeneveMode,
+    /// Mixed implementations (needs the kernel's WireGuard and Geneve drivers): in odd-numbered
+    /// clusters (cl01, cl03) the gateways use kernel WireGuard and eBPF Geneve and the agents
+    /// kernel Geneve; in cl02 the gateways use embedded userspace WireGuard and kernel Geneve
+    /// and the agents eBPF Geneve. The cl01-cl02 tunnel (and cl02-cl03) joins kernel WireGuard
+    /// to userspace, and every node talks to its gateway across the two Geneve implementations.
+    #[arg(long, conflicts_with_all = ["wireguard", "geneve"])]
+    mixed: bool,
     /// Where `clusterwire-agent` and `clusterwire-gateway` are (default: cwctl's directory).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -159,6 +166,9 @@ pub struct Settings {
     pub wireguard: String,
     /// `--geneve` of agents and gateways.
     pub geneve: String,
+    /// Mixed implementations per cluster (`up --mixed`), instead of `wireguard` and `geneve`.
+    #[serde(default)]
+    pub mixed: bool,
     /// Whether daemons were started.
     pub daemons: bool,
     /// Where the daemons' binaries are.
@@ -324,6 +334,7 @@ fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<()> {
         clusters: args.clusters,
         wireguard: mode_name(&args.wireguard),
         geneve: mode_name(&args.geneve),
+        mixed: args.mixed,
         daemons: !args.no_daemons,
         bin_dir: bin_dir.clone(),
     };

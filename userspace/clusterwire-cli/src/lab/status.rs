@@ -112,9 +112,15 @@ pub fn run(plan: &Plan, settings: &Settings, paths: &Paths, json: bool) -> anyho
         clusters,
         wireguard,
         geneve,
+        mixed,
         daemons: with_daemons,
         bin_dir: _,
     } = settings.clone();
+    let (wireguard, geneve) = if mixed {
+        ("mixed".to_owned(), "mixed".to_owned())
+    } else {
+        (wireguard, geneve)
+    };
     let mut running = Vec::new();
     for cluster in &plan.clusters {
         let instances = cluster
