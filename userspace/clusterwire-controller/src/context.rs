@@ -104,6 +104,8 @@ pub struct Context {
     pub events: Events,
     /// The clock for condition transition times (fixed in tests).
     pub clock: fn() -> Timestamp,
+    /// Where new gateway private keys come from (the OS RNG; fixed in tests).
+    pub private_key: fn() -> Result<[u8; 32], getrandom::Error>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -123,6 +125,7 @@ impl Context {
             ipam: Mutex::new(ipam),
             events,
             clock,
+            private_key: crate::keys::random_private_key,
             failures: Mutex::new(HashMap::new()),
         }
     }

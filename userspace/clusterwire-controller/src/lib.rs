@@ -13,10 +13,15 @@
 //! be written, so a re-sync of an unchanged state writes nothing.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod config;
 pub mod configuration;
 pub mod context;
+pub mod endpoint;
 mod error;
+pub mod gateway;
+pub mod keys;
+pub mod objects;
 pub mod status;
 pub mod template;
 

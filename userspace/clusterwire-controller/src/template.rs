@@ -238,10 +238,15 @@ fn lookup(data: &Value, path: &str) -> Value {
     current.clone()
 }
 
+/// Go's `%v` for scalars and lists (`[a b]`); objects print as JSON.
 fn print(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(print).collect::<Vec<_>>().join(" ")
+        ),
         other => other.to_string(),
     }
 }
