@@ -20,6 +20,7 @@ pub mod context;
 pub mod endpoint;
 mod error;
 pub mod gateway;
+pub mod http;
 pub mod keys;
 pub mod objects;
 pub mod status;
