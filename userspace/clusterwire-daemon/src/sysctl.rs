@@ -15,9 +15,14 @@ pub struct SysctlError {
     pub source: std::io::Error,
 }
 
-/// Writes `value` to the sysctl `key` (dotted form).
+/// Writes `value` to the sysctl `key` (dotted form), unless it already has that value: in a
+/// container `/proc/sys` is read-only, and the sysctls are set beforehand (an init container),
+/// so a write is attempted only when something is left to change.
 pub fn set(key: &str, value: &str) -> Result<(), SysctlError> {
     let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    if std::fs::read_to_string(&path).is_ok_and(|current| current.trim() == value) {
+        return Ok(());
+    }
     std::fs::write(&path, value).map_err(|source| SysctlError {
         key: key.to_owned(),
         value: value.to_owned(),
@@ -42,4 +47,19 @@ pub fn router() -> Result<(), SysctlError> {
 /// Turns reverse-path filtering off on `device`.
 pub fn no_rp_filter(device: &str) -> Result<(), SysctlError> {
     set(&format!("net.ipv4.conf.{device}.rp_filter"), "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_value_succeeds_and_a_missing_key_is_a_typed_error() {
+        // The current value again: accepted (without a write, see `set`).
+        let current = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("read");
+        set("net.ipv4.ip_forward", current.trim()).expect("unchanged value: no write needed");
+        let err = set("net.ipv4.conf.no-such-device.rp_filter", "0").expect_err("no such key");
+        assert_eq!(err.key, "net.ipv4.conf.no-such-device.rp_filter");
+        assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
+    }
 }
