@@ -201,15 +201,6 @@ impl<const N: usize> Window<N> {
         unsafe { core::ptr::write_unaligned((self.addr + OFF) as *mut T, v) }
     }
 
-    /// The `M` bytes at offset `OFF` of this window, as a window of their own (no new check).
-    #[inline(always)]
-    pub fn sub<const M: usize, const OFF: usize>(self) -> Window<M> {
-        const { assert!(OFF + M <= N) };
-        Window {
-            addr: self.addr + OFF,
-        }
-    }
-
     /// A big-endian 16-bit field at `OFF`, in host order.
     #[inline(always)]
     pub fn be16<const OFF: usize>(self) -> u16 {

@@ -235,64 +235,88 @@ fn native(ctx: &TcContext, route: &GeneveRoute, inner: &Inner) -> Result<i32, Dr
     let skb_len = ctx.len() as usize;
     let ip_len = length_field(skb_len - ETH_HLEN);
     let udp_len = length_field(skb_len - ETH_HLEN - OUTER_IPV4_LEN);
+    let src = config.local_ipv4_be;
+    let dst = u32::from_ne_bytes(route.remote_ipv4_be);
 
-    let src = config.local_ipv4_be.to_ne_bytes();
-    let dst = route.remote_ipv4_be;
-    let mut ip = [
-        0x45,
-        inner.tos,
-        ip_len[0],
-        ip_len[1],
-        0,
-        0,
-        0x40,
-        0,
-        OUTER_TTL,
-        IPPROTO_UDP,
-        0,
-        0,
-        src[0],
-        src[1],
-        src[2],
-        src[3],
-        dst[0],
-        dst[1],
-        dst[2],
-        dst[3],
-    ];
-    let csum = ipv4_header_checksum(&ip).to_be_bytes();
-    ip[10] = csum[0];
-    ip[11] = csum[1];
-
-    let sport = source_port(hash).to_be_bytes();
-    let dport = geneve_port(config.geneve_port).to_be_bytes();
-    let udp = [
-        sport[0], sport[1], dport[0], dport[1], udp_len[0], udp_len[1], 0, 0,
-    ];
-
-    let vni = route.vni.to_be_bytes();
-    let proto = GENEVE_PROTO_TEB.to_be_bytes();
-    let geneve = [0, 0, proto[0], proto[1], vni[1], vni[2], vni[3], 0];
-
+    // Every field is written as a raw 16- or 32-bit word at a constant offset (a byte array
+    // assembled and checksummed byte by byte costs hundreds of instructions), and every sum is
+    // taken over the same raw words: one's-complement sums do not depend on byte order.
     const IP_AT: usize = ETH_HLEN;
     const UDP_AT: usize = IP_AT + OUTER_IPV4_LEN;
     const GENEVE_AT: usize = UDP_AT + UDP_HLEN;
     const INNER_ETH_AT: usize = GENEVE_AT + GENEVE_HEADER_LEN;
-    // The original Ethernet header is still at the front: it becomes the inner one too.
-    super::copy_eth_header(w.sub::<ETH_HLEN, 0>(), w.sub::<ETH_HLEN, INNER_ETH_AT>());
-    if route.inner_dst_mac != [0; 6] {
-        w.write::<[u8; 6], INNER_ETH_AT>(route.inner_dst_mac);
+    // Version 4, IHL 5; TOS.
+    let ver_tos = u16::from_ne_bytes([0x45, inner.tos]);
+    // ID 0; flags DF, fragment offset 0.
+    const ID_FRAG: u32 = u32::from_ne_bytes([0, 0, 0x40, 0]);
+    const TTL_PROTO: u16 = u16::from_ne_bytes([OUTER_TTL, IPPROTO_UDP]);
+    let ip_sum = u64::from(ver_tos)
+        + u64::from(ip_len)
+        + u64::from(ID_FRAG)
+        + u64::from(TTL_PROTO)
+        + u64::from(src)
+        + u64::from(dst);
+    let ip_check = !fold64(ip_sum);
+
+    let sport = source_port(hash).to_be();
+    let dport = geneve_port(config.geneve_port).to_be();
+    // Version 0, no options, O = C = 0; protocol: an Ethernet frame.
+    const GENEVE_WORD0: u32 = u32::from_ne_bytes([
+        0,
+        0,
+        GENEVE_PROTO_TEB.to_be_bytes()[0],
+        GENEVE_PROTO_TEB.to_be_bytes()[1],
+    ]);
+    // VNI (24 bits) and a reserved zero byte.
+    let vni_word = (route.vni << 8).to_be();
+
+    // The original Ethernet header is still at the front: it becomes the inner one too (with
+    // the route's destination MAC, if it has one).
+    let mut eth_head = w.read::<u64, 0>();
+    let eth_mid = w.read::<u32, 8>();
+    let eth_type = w.read::<u16, 12>();
+    let mac = route.inner_dst_mac;
+    if mac != [0; 6] {
+        // Bytes 0..6 of the header are the destination MAC; bytes 6..8 start the source.
+        const SRC_START: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        let [a, b, c, d, e, f] = mac;
+        eth_head = (eth_head & SRC_START) | u64::from_ne_bytes([a, b, c, d, e, f, 0, 0]);
     }
-    w.write::<[u8; OUTER_IPV4_LEN], IP_AT>(ip);
-    w.write::<[u8; UDP_HLEN], UDP_AT>(udp);
-    w.write::<[u8; GENEVE_HEADER_LEN], GENEVE_AT>(geneve);
+
+    w.write::<u16, IP_AT>(ver_tos);
+    w.write::<u16, { IP_AT + 2 }>(ip_len);
+    w.write::<u32, { IP_AT + 4 }>(ID_FRAG);
+    w.write::<u16, { IP_AT + 8 }>(TTL_PROTO);
+    w.write::<u16, { IP_AT + 10 }>(ip_check);
+    w.write::<u32, { IP_AT + 12 }>(src);
+    w.write::<u32, { IP_AT + 16 }>(dst);
+    w.write::<u16, UDP_AT>(sport);
+    w.write::<u16, { UDP_AT + 2 }>(dport);
+    w.write::<u16, { UDP_AT + 4 }>(udp_len);
+    w.write::<u16, { UDP_AT + 6 }>(0);
+    w.write::<u32, GENEVE_AT>(GENEVE_WORD0);
+    w.write::<u32, { GENEVE_AT + 4 }>(vni_word);
+    w.write::<u64, INNER_ETH_AT>(eth_head);
+    w.write::<u32, { INNER_ETH_AT + 8 }>(eth_mid);
+    w.write::<u16, { INNER_ETH_AT + 12 }>(eth_type);
+
     // A CHECKSUM_COMPLETE skb (received from a NIC and forwarded here): `bpf_skb_adjust_room`
-    // added the 50 new bytes to `skb->csum` as zeros; add what was written into them. The
-    // helper changes nothing on skbs in other checksum states.
-    let inner_eth = w.read::<[u8; ETH_HLEN], INNER_ETH_AT>();
-    let written = words(&ip) + words(&udp) + words(&geneve) + words(&inner_eth);
+    // added the 50 new bytes to `skb->csum` as zeros; add what was written into them. The IPv4
+    // header sums to 0xffff (one's-complement zero) with its checksum in place, so it adds
+    // nothing. The helper changes nothing on skbs in other checksum states.
+    let written = fold64(
+        u64::from(sport)
+            + u64::from(dport)
+            + u64::from(udp_len)
+            + u64::from(GENEVE_WORD0)
+            + u64::from(vni_word)
+            + (eth_head & 0xffff_ffff)
+            + (eth_head >> 32)
+            + u64::from(eth_mid)
+            + u64::from(eth_type),
+    );
     // SAFETY: the program's own skb; the helper only adds `written` to `skb->csum`.
-    unsafe { bpf_csum_update(ctx.skb.skb, written) };
+    unsafe { bpf_csum_update(ctx.skb.skb, u32::from(written)) };
 
     if route.ifindex == 0 {
         return Ok(TC_ACT_OK);
@@ -304,17 +328,17 @@ fn native(ctx: &TcContext, route: &GeneveRoute, inner: &Inner) -> Result<i32, Dr
     Ok(action)
 }
 
-/// One's-complement sum (unfolded) of `bytes` as 16-bit words in memory order, as
-/// `skb->csum` sums them; `N` even.
+/// A one's-complement sum of raw 16/32/64-bit words accumulated in a `u64`, folded to 16 bits
+/// (end-around carries); the result is raw, like the words.
 #[inline(always)]
-fn words<const N: usize>(bytes: &[u8; N]) -> u32 {
-    let mut sum = 0u32;
-    let mut i = 0;
-    while i + 1 < N {
-        sum += u32::from(u16::from_ne_bytes([bytes[i], bytes[i + 1]]));
-        i += 2;
-    }
-    sum
+fn fold64(sum: u64) -> u16 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits")]
+    let folded = s as u16;
+    folded
 }
 
 /// The configured Geneve port, or Liqo's default when the loader left it 0.
@@ -327,25 +351,9 @@ pub(super) fn geneve_port(configured: u16) -> u16 {
     }
 }
 
-/// A 16-bit length field; 0 above 65535 (an IPv4 BIG TCP super-packet: GSO writes each
-/// segment's real lengths).
+/// A 16-bit length field, raw (network order in memory); 0 above 65535 (an IPv4 BIG TCP
+/// super-packet: GSO writes each segment's real lengths).
 #[inline(always)]
-fn length_field(len: usize) -> [u8; 2] {
-    u16::try_from(len).unwrap_or(0).to_be_bytes()
-}
-
-/// RFC 1071 checksum of a 20-byte IPv4 header whose checksum field is zero.
-#[inline(always)]
-fn ipv4_header_checksum(header: &[u8; OUTER_IPV4_LEN]) -> u16 {
-    let mut sum = 0u32;
-    let mut i = 0;
-    while i < OUTER_IPV4_LEN {
-        sum += u32::from(u16::from_be_bytes([header[i], header[i + 1]]));
-        i += 2;
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits")]
-    let folded = sum as u16;
-    !folded
+fn length_field(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(0).to_be()
 }

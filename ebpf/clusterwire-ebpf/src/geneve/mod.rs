@@ -65,10 +65,7 @@ use clusterwire_common::geneve::{
     GENEVE_PEERS_MAX, GENEVE_ROUTES_MAX, GenevePeer, GenevePeerKey, GeneveRoute, GeneveRouteKey,
 };
 
-use crate::{
-    drop,
-    parse::{ETH_HLEN, Window},
-};
+use crate::drop;
 
 mod decap;
 mod encap;
@@ -103,16 +100,4 @@ pub fn cw_geneve_decap(ctx: TcContext) -> i32 {
         Ok(action) => action,
         Err(reason) => drop::count(&ctx, PROGRAM_GENEVE_DECAP, reason),
     }
-}
-
-/// Copies an Ethernet header between two packet windows with scalar loads and stores: a
-/// `[u8; 14]` copy compiles to a call to a byte-wise `memmove` subprogram.
-#[inline(always)]
-fn copy_eth_header(src: Window<ETH_HLEN>, dst: Window<ETH_HLEN>) {
-    let a = src.read::<u64, 0>();
-    let b = src.read::<u32, 8>();
-    let c = src.read::<u16, 12>();
-    dst.write::<u64, 0>(a);
-    dst.write::<u32, 8>(b);
-    dst.write::<u16, 12>(c);
 }
