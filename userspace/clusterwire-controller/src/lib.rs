@@ -22,6 +22,7 @@ mod error;
 pub mod gateway;
 pub mod http;
 pub mod keys;
+pub mod leader;
 pub mod objects;
 pub mod status;
 pub mod template;

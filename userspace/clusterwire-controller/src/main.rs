@@ -14,7 +14,7 @@ use clusterwire_api::{
     },
 };
 use clusterwire_controller::{
-    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics,
+    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics, leader,
 };
 use clusterwire_ipam::{DEFAULT_EXTERNAL_CIDR, DEFAULT_INTERNAL_CIDR};
 use futures::StreamExt as _;
@@ -22,6 +22,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
+        coordination::v1::Lease,
         core::v1::{ObjectReference, Secret, Service},
     },
     jiff::Timestamp,
@@ -70,6 +71,16 @@ struct Args {
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Elect a leader among the replicas over Lease `clusterwire-controller` (15 s lease,
+    /// 10 s renew deadline, 2 s retry); only the leader reconciles.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (in a pod: its own namespace, env `POD_NAMESPACE`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "liqo")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (in a pod: its name, env `POD_NAME`).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
     /// Log filter (tracing directives).
     #[arg(long, default_value = "info")]
     log: String,
@@ -80,6 +91,8 @@ struct Args {
 struct Config {
     controller: ControllerConfig,
     metrics_addr: SocketAddr,
+    /// Lease namespace and identity when electing a leader.
+    election: Option<(String, String)>,
     log: String,
 }
 
@@ -96,6 +109,9 @@ impl TryFrom<Args> for Config {
             pool_v4,
             pool_v6,
             metrics_addr,
+            leader_elect,
+            lease_namespace,
+            identity,
             log,
         } = args;
         let controller = ControllerConfig {
@@ -108,9 +124,18 @@ impl TryFrom<Args> for Config {
             pools_v6: pool_v6,
         };
         controller.ipam().context("invalid IPAM configuration")?;
+        let election = if leader_elect {
+            let identity = identity
+                .filter(|i| !i.is_empty())
+                .context("--identity (or env POD_NAME) is needed with --leader-elect")?;
+            Some((lease_namespace, identity))
+        } else {
+            None
+        };
         Ok(Self {
             controller,
             metrics_addr,
+            election,
             log,
         })
     }
@@ -172,7 +197,42 @@ async fn main() -> anyhow::Result<()> {
         config.metrics_addr,
         Arc::clone(&metrics),
     ));
+    let result = match config.election.clone() {
+        None => {
+            metrics.set_leader(true);
+            run(client, &config, &metrics).await
+        }
+        Some((namespace, identity)) => {
+            let (led, leading) = tokio::sync::oneshot::channel();
+            let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+            let election =
+                leader::lead(api, LEASE.to_owned(), identity, leader::TIMING, move || {
+                    let _ = led.send(());
+                });
+            tokio::pin!(election);
+            tokio::select! {
+                () = &mut election => Err(anyhow::anyhow!("leader election ended before leading")),
+                Ok(()) = leading => {
+                    metrics.set_leader(true);
+                    tokio::select! {
+                        // Losing the lease ends the process; its replacement starts as a candidate.
+                        () = &mut election => Err(anyhow::anyhow!("lost the leader lease {namespace}/{LEASE}")),
+                        result = run(client, &config, &metrics) => result,
+                    }
+                }
+            }
+        }
+    };
+    server.abort();
+    result
+}
 
+/// The name of the leader Lease.
+const LEASE: &str = "clusterwire-controller";
+
+/// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
+/// controllers until a shutdown signal.
+async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
     // Rebuild the IPAM before any reconcile, so no remap is handed out twice.
     let mut ipam = config.controller.ipam()?;
     let existing = Api::<Configuration>::all(client.clone())
@@ -205,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
         configuration::error_policy,
         Arc::clone(&ctx),
     )
-    .for_each(|r| async { record(&metrics, "configuration", r) });
+    .for_each(|r| async { record(metrics, "configuration", r) });
 
     let servers = Controller::new(
         Api::<GatewayServer>::all(client.clone()),
@@ -231,7 +291,7 @@ async fn main() -> anyhow::Result<()> {
             gateway::error_policy,
             Arc::clone(&ctx),
         )
-        .for_each(|r| async { record(&metrics, "gatewayserver", r) });
+        .for_each(|r| async { record(metrics, "gatewayserver", r) });
 
     let clients = Controller::new(
         Api::<GatewayClient>::all(client.clone()),
@@ -256,12 +316,10 @@ async fn main() -> anyhow::Result<()> {
             gateway::error_policy,
             Arc::clone(&ctx),
         )
-        .for_each(|r| async { record(&metrics, "gatewayclient", r) });
+        .for_each(|r| async { record(metrics, "gatewayclient", r) });
 
     metrics.set_ready(true);
-    metrics.set_leader(true);
     tokio::join!(conf, servers, clients);
-    server.abort();
     tracing::info!("stopped");
     Ok(())
 }
