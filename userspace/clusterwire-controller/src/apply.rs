@@ -13,17 +13,27 @@ use crate::{Error, context::FIELD_MANAGER};
 
 /// Whether `actual` holds everything in `desired`: objects key by key (fields the server
 /// defaulted or others manage are ignored), lists element by element with the same length,
-/// scalars equal; a `null` in `desired` matches a missing field.
+/// scalars equal; a `null`, `{}` or `[]` in `desired` matches a missing field (the API server
+/// drops empty values).
 pub fn contains(actual: &Value, desired: &Value) -> bool {
     match (actual, desired) {
         (_, Value::Null) => true,
         (Value::Object(a), Value::Object(d)) => d
             .iter()
-            .all(|(k, dv)| a.get(k).map_or(dv.is_null(), |av| contains(av, dv))),
+            .all(|(k, dv)| a.get(k).map_or_else(|| is_empty(dv), |av| contains(av, dv))),
         (Value::Array(a), Value::Array(d)) => {
             a.len() == d.len() && a.iter().zip(d).all(|(av, dv)| contains(av, dv))
         }
         (a, d) => a == d,
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
     }
 }
 
@@ -61,6 +71,9 @@ mod tests {
             &json!({"spec": {"ports": [{"port": 1}, {"port": 2}]}})
         ));
         assert!(!contains(&live, &json!({"spec": {"type": "NodePort"}})));
-        assert!(contains(&live, &json!({"spec": {"type": null}})));
+        assert!(contains(
+            &live,
+            &json!({"spec": {"type": null, "selector": {}, "ips": []}})
+        ));
     }
 }

@@ -70,7 +70,11 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",
-            Self::Finalizer(_) => "finalizer",
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.kind(),
+                _ => "finalizer",
+            },
             Self::Ipam(e) => e.kind(),
             Self::Unnamed { .. } => "unnamed",
             Self::MissingClusterId { .. } => "missing_cluster_id",
