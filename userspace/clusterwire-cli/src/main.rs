@@ -1,10 +1,12 @@
 //! `cwctl`: clusterwire's command-line tool: `selfcheck` (the datapath self-check that
 //! `cargo xtask selfcheck` runs), `dataplane` (the instances pinned on this host) and `lab`
 //! (simulated clusters joined by the real daemons, on this host), `generate` and `create` (the
-//! reference's resource verbs, printing Liqo-compatible objects).
+//! reference's resource verbs, printing Liqo-compatible objects), `inspect` (the pinned
+//! instances, read without their lock).
 #![forbid(unsafe_code)]
 
 mod dataplane;
+mod inspect;
 mod lab;
 mod manifest;
 mod monitor;
@@ -34,6 +36,8 @@ enum Command {
     Generate(manifest::generate::Args),
     /// Create a network resource: configuration, gateway server or client, public key.
     Create(manifest::create::Args),
+    /// This host's datapath instances as pinned: tables decoded, counters, drops, attachments.
+    Inspect(inspect::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Monitor(args) => monitor::run(&args),
         Command::Generate(args) => Ok(manifest::generate::run(args)?),
         Command::Create(args) => Ok(manifest::create::run(args)?),
+        Command::Inspect(args) => Ok(inspect::run(&args)?),
     }
 }
