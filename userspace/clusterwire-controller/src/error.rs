@@ -91,6 +91,7 @@ impl Error {
         match self {
             Self::Ipam(IpamError::PoolsExhausted { .. }) => "PoolsExhausted",
             Self::Ipam(IpamError::NoPool { .. }) => "NoPool",
+            Self::Ipam(IpamError::AddressesExhausted { .. }) => "AddressesExhausted",
             Self::Ipam(IpamError::InvalidCidr { .. }) => "InvalidCIDR",
             Self::Ipam(_) => "RemapFailed",
             Self::Kube(_) | Self::Finalizer(_) | Self::Unnamed { .. } | Self::Serialize(_) => {

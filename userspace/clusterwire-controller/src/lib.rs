@@ -21,6 +21,7 @@ pub mod endpoint;
 mod error;
 pub mod gateway;
 pub mod http;
+pub mod internalnode;
 pub mod keys;
 pub mod leader;
 pub mod objects;

@@ -1,6 +1,7 @@
 //! `clusterwire-controller`: parses its configuration, rebuilds the IPAM from the
-//! Configurations' statuses, then runs the Configuration, `GatewayServer` and `GatewayClient`
-//! controllers with a `/metrics` `/healthz` `/readyz` endpoint.
+//! Configurations' statuses and the `InternalNode`s, then runs the Configuration,
+//! `GatewayServer`, `GatewayClient` and `InternalNode` (per Node) controllers with a
+//! `/metrics` `/healthz` `/readyz` endpoint.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -9,21 +10,22 @@ use clap::Parser;
 use clusterwire_api::{
     common::REMOTE_CLUSTER_ID_LABEL,
     networking::{
-        Configuration, GatewayClient, GatewayServer, WgGatewayClientTemplate,
+        Configuration, GatewayClient, GatewayServer, InternalNode, WgGatewayClientTemplate,
         WgGatewayServerTemplate,
     },
 };
 use clusterwire_controller::{
-    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics, leader,
+    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics, internalnode,
+    leader,
 };
-use clusterwire_ipam::{DEFAULT_EXTERNAL_CIDR, DEFAULT_INTERNAL_CIDR};
+use clusterwire_ipam::{DEFAULT_EXTERNAL_CIDR, DEFAULT_INTERNAL_CIDR, Ipam};
 use futures::StreamExt as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         coordination::v1::Lease,
-        core::v1::{ObjectReference, Secret, Service},
+        core::v1::{Node, ObjectReference, Secret, Service},
     },
     jiff::Timestamp,
 };
@@ -230,10 +232,9 @@ async fn main() -> anyhow::Result<()> {
 /// The name of the leader Lease.
 const LEASE: &str = "clusterwire-controller";
 
-/// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
-/// controllers until a shutdown signal.
-async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
-    // Rebuild the IPAM before any reconcile, so no remap is handed out twice.
+/// The IPAM with every remap and internal address the resources record, before any reconcile,
+/// so nothing is handed out twice.
+async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<Ipam> {
     let mut ipam = config.controller.ipam()?;
     let existing = Api::<Configuration>::all(client.clone())
         .list(&ListParams::default())
@@ -242,10 +243,26 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
     for (key, problem) in configuration::restore(&mut ipam, &existing.items) {
         tracing::warn!(configuration = %key, "status not restored, remapped afresh: {problem}");
     }
+    let internal = Api::<InternalNode>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing InternalNodes")?;
+    for (node, problem) in internalnode::restore(&mut ipam, &internal.items) {
+        tracing::warn!(%node, "internal address not restored, assigned afresh: {problem}");
+    }
     tracing::info!(
         clusters = ipam.clusters().count(),
-        "IPAM rebuilt from Configuration statuses"
+        nodes = internal.items.len(),
+        "IPAM rebuilt from Configuration statuses and InternalNodes"
     );
+
+    Ok(ipam)
+}
+
+/// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
+/// controllers until a shutdown signal.
+async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
+    let ipam = rebuild_ipam(&client, config).await?;
 
     let reporter = Reporter {
         controller: "clusterwire-controller".to_owned(),
@@ -318,8 +335,21 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
         )
         .for_each(|r| async { record(metrics, "gatewayclient", r) });
 
+    let nodes = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .owns(
+            Api::<InternalNode>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .shutdown_on_signal()
+        .run(
+            internalnode::reconcile,
+            internalnode::error_policy,
+            Arc::clone(&ctx),
+        )
+        .for_each(|r| async { record(metrics, "internalnode", r) });
+
     metrics.set_ready(true);
-    tokio::join!(conf, servers, clients);
+    tokio::join!(conf, servers, clients, nodes);
     tracing::info!("stopped");
     Ok(())
 }
