@@ -2,9 +2,10 @@
 //! `cargo xtask selfcheck` runs), `dataplane` (the instances pinned on this host) and `lab`
 //! (simulated clusters joined by the real daemons, on this host), `generate` and `create` (the
 //! reference's resource verbs, printing Liqo-compatible objects), `inspect` (the pinned
-//! instances, read without their lock).
+//! instances, read without their lock), `completion` (shell completion scripts).
 #![forbid(unsafe_code)]
 
+mod completion;
 mod dataplane;
 mod inspect;
 mod lab;
@@ -13,7 +14,7 @@ mod monitor;
 mod selfcheck;
 mod translate;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "cwctl", version, about = "clusterwire command-line tool")]
@@ -38,6 +39,8 @@ enum Command {
     Create(manifest::create::Args),
     /// This host's datapath instances as pinned: tables decoded, counters, drops, attachments.
     Inspect(inspect::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completion(completion::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +52,10 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => Ok(manifest::generate::run(args)?),
         Command::Create(args) => Ok(manifest::create::run(args)?),
         Command::Inspect(args) => Ok(inspect::run(&args)?),
+        Command::Completion(args) => Ok(completion::run(
+            &args,
+            &mut Cli::command(),
+            &mut std::io::stdout().lock(),
+        )?),
     }
 }

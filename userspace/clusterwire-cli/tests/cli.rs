@@ -59,3 +59,46 @@ fn exec_needs_a_command() {
         "{text}"
     );
 }
+
+#[test]
+fn completion_scripts_name_every_verb() {
+    for (shell, marker) in [
+        ("bash", "_cwctl()"),
+        ("zsh", "#compdef cwctl"),
+        ("fish", "complete -c cwctl"),
+    ] {
+        let (ok, script) = cwctl(&["completion", shell]);
+        assert!(ok, "{shell}: {script}");
+        assert!(
+            script.contains(marker),
+            "{shell}: no {marker:?} in the script"
+        );
+        for verb in [
+            "inspect",
+            "dataplane",
+            "generate",
+            "create",
+            "lab",
+            "completion",
+        ] {
+            assert!(script.contains(verb), "{shell}: no {verb} in the script");
+        }
+    }
+    let (ok, text) = cwctl(&["completion", "tcsh"]);
+    assert!(!ok && text.contains("bash"), "{text}");
+}
+
+#[test]
+fn bash_completion_is_valid_bash() {
+    let (ok, script) = cwctl(&["completion", "bash"]);
+    assert!(ok, "{script}");
+    let Ok(out) = Command::new("bash").args(["-n", "-c", &script]).output() else {
+        eprintln!("bash_completion_is_valid_bash: SKIPPED: no bash");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
