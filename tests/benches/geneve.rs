@@ -12,7 +12,6 @@ use std::{net::Ipv4Addr, num::NonZeroU32};
 use clusterwire_common::{
     config::DatapathConfig,
     geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM},
-    probe::PROBE_PROGRAM,
 };
 use clusterwire_dataplane::geneve::{Delivery, GeneveMaps, TunnelMode, TunnelRoute, Vni};
 use clusterwire_tests::{
@@ -20,7 +19,7 @@ use clusterwire_tests::{
     packet::{self, Ipv4},
 };
 
-use super::{DECAP_TARGET, ENCAP_TARGET, MISS_TARGET, Row, looped, single_shot};
+use super::{DECAP_TARGET, ENCAP_TARGET, MISS_TARGET, Method, Row};
 
 const NODE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
@@ -46,7 +45,7 @@ fn pod_udp(dst: Ipv4Addr) -> Vec<u8> {
 }
 
 /// The Geneve rows, each with the harness baseline measured the same way.
-pub fn cases(repeat: u32, calls: u32) -> Vec<Row> {
+pub fn cases(looped: Method, single: Method) -> Vec<Row> {
     let vni = Vni::try_new(VNI).expect("24-bit VNI");
     let (mut node, mut node_maps) = host(NODE);
     let native = TunnelRoute {
@@ -80,44 +79,46 @@ pub fn cases(repeat: u32, calls: u32) -> Vec<Row> {
     let (_, decapsulated) = gateway.run(GENEVE_DECAP_PROGRAM, &tunnelled);
     assert_eq!(decapsulated, inner, "the bench frame round-trips");
 
-    let ipv6 = packet::ethernet(0x86dd, &packet::ipv6([0xfd; 16], [0xfe; 16], 59, &[0; 64]));
-    let base_loop = looped(&mut node, PROBE_PROGRAM, &ipv6, repeat);
-    let base_single = single_shot(&mut node, PROBE_PROGRAM, &ipv6, calls);
     vec![
-        Row {
-            name: "Geneve encap miss: IPv4 outside the routes",
-            ns: looped(
-                &mut node,
-                GENEVE_ENCAP_PROGRAM,
-                &pod_udp(Ipv4Addr::new(10, 71, 0, 1)),
-                repeat,
-            ),
-            base: base_loop,
-            target: Some(MISS_TARGET),
-        },
-        Row {
-            name: "Geneve redirect mode: tunnel key + redirect",
-            ns: looped(&mut redirect, GENEVE_ENCAP_PROGRAM, &inner, repeat),
-            base: base_loop,
-            target: None,
-        },
-        Row {
-            name: "Geneve decap miss: UDP that is not Geneve",
-            ns: looped(&mut gateway, GENEVE_DECAP_PROGRAM, &inner, repeat),
-            base: base_loop,
-            target: Some(MISS_TARGET),
-        },
-        Row {
-            name: "single-shot Geneve native encap (5-tuple hash, MTU)",
-            ns: single_shot(&mut node, GENEVE_ENCAP_PROGRAM, &inner, calls),
-            base: base_single,
-            target: Some(ENCAP_TARGET),
-        },
-        Row {
-            name: "single-shot Geneve decap",
-            ns: single_shot(&mut gateway, GENEVE_DECAP_PROGRAM, &tunnelled, calls),
-            base: base_single,
-            target: Some(DECAP_TARGET),
-        },
+        Row::measure(
+            "Geneve encap miss: IPv4 outside the routes",
+            &mut node,
+            GENEVE_ENCAP_PROGRAM,
+            &pod_udp(Ipv4Addr::new(10, 71, 0, 1)),
+            looped,
+            Some(MISS_TARGET),
+        ),
+        Row::measure(
+            "Geneve redirect mode: tunnel key + redirect",
+            &mut redirect,
+            GENEVE_ENCAP_PROGRAM,
+            &inner,
+            looped,
+            None,
+        ),
+        Row::measure(
+            "Geneve decap miss: UDP that is not Geneve",
+            &mut gateway,
+            GENEVE_DECAP_PROGRAM,
+            &inner,
+            looped,
+            Some(MISS_TARGET),
+        ),
+        Row::measure(
+            "single-shot Geneve native encap (5-tuple hash, MTU)",
+            &mut node,
+            GENEVE_ENCAP_PROGRAM,
+            &inner,
+            single,
+            Some(ENCAP_TARGET),
+        ),
+        Row::measure(
+            "single-shot Geneve decap",
+            &mut gateway,
+            GENEVE_DECAP_PROGRAM,
+            &tunnelled,
+            single,
+            Some(DECAP_TARGET),
+        ),
     ]
 }
