@@ -52,7 +52,10 @@ const MODULES: &[&str] = &[
     "sch_ingress",
     "sch_tbf",
     "cls_bpf",
-    // The lab's simulated CNI: masquerade and NodePort DNAT.
+    // The lab: its WAN bridge, and its simulated CNI (masquerade, NodePort DNAT), whose
+    // conntrack needs libcrc32c, whose crc32c implementation is only a soft dependency.
+    "bridge",
+    "crc32c_generic",
     "nft_chain_nat",
     "nft_masq",
     "nft_nat",

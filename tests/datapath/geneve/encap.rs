@@ -221,19 +221,17 @@ fn longest_prefix_decides_the_vni() {
     );
 }
 
-#[test]
-fn redirect_mode_sets_the_tunnel_key_and_redirects_unchanged() {
+/// Redirect mode toward the `collect_md` device of index `device` (`test_run` runs on `lo`, 1).
+fn redirect_mode(device: u32) -> (u32, Vec<u8>, Vec<u8>, Host) {
     let mut node = Host::new(NODE_IP, PORT);
     let route = TunnelRoute::via_collect_md_device(
         GATEWAY_IP,
         Vni::try_new(VNI).expect("vni"),
-        NonZeroU32::new(1).expect("nonzero"),
+        NonZeroU32::new(device).expect("nonzero"),
     );
     node.maps.set_route(REMOTE_PODS, 16, route).expect("route");
     let inner = pod_frame(40002);
     let (action, out) = node.encap(&inner);
-    assert_eq!(action, TC_ACT_REDIRECT, "redirect to the collect_md device");
-    assert_frame_eq(&out, &inner, "the device encapsulates, not the program");
     assert_eq!(node.events(Event::GeneveRedirect), 1);
     assert_eq!(node.events(Event::GeneveEncap), 0);
     assert_eq!(
@@ -241,6 +239,26 @@ fn redirect_mode_sets_the_tunnel_key_and_redirects_unchanged() {
         0,
         "bpf_skb_set_tunnel_key accepted the key"
     );
+    (action, inner, out, node)
+}
+
+#[test]
+fn redirect_mode_sets_the_tunnel_key_and_redirects_unchanged() {
+    let (action, inner, out, _) = redirect_mode(7);
+    assert_eq!(action, TC_ACT_REDIRECT, "redirect to the collect_md device");
+    assert_frame_eq(&out, &inner, "the device encapsulates, not the program");
+}
+
+#[test]
+fn redirect_mode_on_the_collect_md_device_itself_sets_the_key_and_continues() {
+    // The daemons' kernel Geneve mode: the route leaves through the device the program runs on;
+    // a redirect to itself would recurse.
+    let (action, inner, out, _) = redirect_mode(1);
+    assert_eq!(
+        action, TC_ACT_OK,
+        "continue into the device, which encapsulates"
+    );
+    assert_frame_eq(&out, &inner, "the device encapsulates, not the program");
 }
 
 #[test]

@@ -66,6 +66,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.geneve,
         &config.geneve_dev,
         clusterwire_daemon::geneve::PORT,
+        local,
         &[],
     )
     .await?;

@@ -1,18 +1,21 @@
 //! The Geneve end of a daemon (node agent or gateway), chosen once at start:
 //!
 //! - **kernel**: one `collect_md` Geneve device (the kernel's driver encapsulates and
-//!   decapsulates). Routes to tunnelled prefixes go out of that device through a fixed on-link
-//!   next hop ([`GENEVE_NEXT_HOP`]: one neighbour entry however many prefixes), and
+//!   decapsulates). Routes to tunnelled prefixes go out of that device with the remote end as
+//!   on-link next hop (one neighbour entry per remote end, however many prefixes), and
 //!   `cw_geneve_encap` on its egress only sets the tunnel key (remote, VNI) from the route map.
 //!   What arrives is decapsulated by the kernel and enters the stack on that device.
 //! - **ebpf**: no device. Routes go out of the device the kernel uses toward the remote end,
 //!   with the same next hop; `cw_geneve_encap` on that device's egress encapsulates, and
 //!   `cw_geneve_decap` on its ingress decapsulates what the listed peers send.
 //!
-//! Both put the same frames on the wire, so a node in one mode talks to a gateway in the other:
-//! every inner frame is addressed to [`GENEVE_MAC`], the MAC of every kernel Geneve device
-//! clusterwire creates (a kernel receiver takes only frames addressed to its device, and a
-//! sender cannot know a remote device's MAC); eBPF decapsulation ignores the inner MAC.
+//! Both put the same frames on the wire, so a node in one mode talks to a gateway in the other.
+//! A kernel receiver takes only frames addressed to its device's MAC, and drops frames whose
+//! source is its own MAC (loop protection), so every clusterwire kernel Geneve device has the MAC
+//! [`geneve_mac`] of its host's underlay address, which every sender can compute from the remote
+//! IP it tunnels to: the kernel mode routes through the remote IP as an on-link next hop with a
+//! permanent neighbour entry of that MAC (one per remote end), the eBPF mode writes it as the
+//! inner destination. eBPF decapsulation ignores the inner MAC.
 //!
 //! Limit of the kernel mode: a `collect_md` device takes any VNI from any sender; eBPF mode
 //! accepts only the listed (peer, VNI) pairs.
@@ -30,13 +33,12 @@ use crate::net::{Net, NetError, RouteSpec};
 /// Geneve's UDP port in clusterwire and Liqo.
 pub use clusterwire_links::geneve::DEFAULT_PORT as PORT;
 
-/// Locally administered MAC of clusterwire's kernel Geneve devices, and the inner destination
-/// MAC of every frame clusterwire tunnels.
-pub const GENEVE_MAC: [u8; 6] = [0x02, 0x63, 0x77, 0x67, 0x6e, 0x76];
-
-/// Next hop of routes out of a kernel Geneve device. Never resolved (the device has no ARP; its
-/// neighbours resolve to its own MAC, [`GENEVE_MAC`]).
-pub const GENEVE_NEXT_HOP: Ipv4Addr = Ipv4Addr::new(169, 254, 100, 1);
+/// The MAC of the kernel Geneve device of the host whose underlay address is `ip`, and the inner
+/// destination MAC of frames tunnelled to `ip`: locally administered `02:63` and the address.
+pub fn geneve_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x02, 0x63, a, b, c, d]
+}
 
 /// `--geneve` of the daemons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,8 @@ pub enum GeneveEnd {
         device: String,
         /// Its interface index.
         ifindex: NonZeroU32,
+        /// Remote ends with a neighbour entry on it.
+        neighbours: BTreeSet<Ipv4Addr>,
     },
     /// eBPF-native encapsulation on the devices toward the remote ends.
     Ebpf {
@@ -137,7 +141,8 @@ pub struct GenevePath {
 
 impl GeneveEnd {
     /// Sets up the Geneve end: in kernel mode (or auto on a kernel with the driver) the device
-    /// `device` on `port` with `cw_geneve_encap` on its egress. eBPF attachments of an earlier
+    /// `device` on `port`, with the MAC of `local` (this host's underlay address) and
+    /// `cw_geneve_encap` on its egress. eBPF attachments of an earlier
     /// run in the other mode are removed (devices in `keep`, e.g. a gateway's tunnel, are not
     /// touched), and so is a kernel device of an earlier run in eBPF mode.
     pub async fn open(
@@ -146,12 +151,14 @@ impl GeneveEnd {
         choice: GeneveChoice,
         device: &str,
         port: u16,
+        local: Ipv4Addr,
         keep: &[&str],
     ) -> Result<Self, GeneveEndError> {
         let kernel = match choice {
             GeneveChoice::Ebpf => None,
             GeneveChoice::Auto | GeneveChoice::Kernel => {
-                match links::ensure_collect_md(net.handle(), device, port, GENEVE_MAC).await {
+                match links::ensure_collect_md(net.handle(), device, port, geneve_mac(local)).await
+                {
                     Ok(index) => Some(index),
                     Err(e) if e.is_unsupported() && choice == GeneveChoice::Auto => None,
                     Err(e) if e.is_unsupported() => return Err(GeneveEndError::NoKernelDriver),
@@ -211,6 +218,7 @@ impl GeneveEnd {
         Ok(Self::Kernel {
             device: device.to_owned(),
             ifindex,
+            neighbours: BTreeSet::new(),
         })
     }
 
@@ -235,20 +243,31 @@ impl GeneveEnd {
         src: Option<Ipv4Addr>,
     ) -> Result<Option<GenevePath>, GeneveEndError> {
         match self {
-            Self::Kernel { ifindex, .. } => Ok(Some(GenevePath {
-                route: RouteSpec {
-                    oif: ifindex.get(),
-                    via: Some(GENEVE_NEXT_HOP),
-                    src,
-                    mtu: Some(mtu),
-                    onlink: true,
-                },
-                target: RouteTarget {
-                    route: TunnelRoute::via_collect_md_device(remote, vni, *ifindex),
-                    inner_dst_mac: None,
-                },
-                decap_peer: false,
-            })),
+            Self::Kernel {
+                ifindex,
+                neighbours,
+                ..
+            } => {
+                if !neighbours.contains(&remote) {
+                    net.set_neighbour(ifindex.get(), remote, geneve_mac(remote))
+                        .await?;
+                    neighbours.insert(remote);
+                }
+                Ok(Some(GenevePath {
+                    route: RouteSpec {
+                        oif: ifindex.get(),
+                        via: Some(remote),
+                        src,
+                        mtu: Some(mtu),
+                        onlink: true,
+                    },
+                    target: RouteTarget {
+                        route: TunnelRoute::via_collect_md_device(remote, vni, *ifindex),
+                        inner_dst_mac: None,
+                    },
+                    decap_peer: false,
+                }))
+            }
             Self::Ebpf { attached } => {
                 let Some((oif, via)) = net.route_to(remote).await? else {
                     return Ok(None);
@@ -286,7 +305,7 @@ impl GeneveEnd {
                                 egress_ifindex: None,
                             },
                         },
-                        inner_dst_mac: Some(GENEVE_MAC),
+                        inner_dst_mac: Some(geneve_mac(remote)),
                     },
                     decap_peer: true,
                 }))
@@ -340,7 +359,9 @@ mod tests {
     }
 
     #[test]
-    fn geneve_mac_is_locally_administered_unicast() {
-        assert_eq!(GENEVE_MAC[0] & 0b11, 0b10);
+    fn geneve_mac_is_locally_administered_unicast_and_names_the_address() {
+        let mac = geneve_mac(Ipv4Addr::new(10, 0, 1, 102));
+        assert_eq!(mac, [0x02, 0x63, 10, 0, 1, 102]);
+        assert_eq!(mac[0] & 0b11, 0b10);
     }
 }

@@ -233,6 +233,27 @@ impl Net {
         }
     }
 
+    /// Sets a permanent neighbour entry: `ip` on device `index` is `mac` (replacing one there).
+    pub async fn set_neighbour(
+        &self,
+        index: u32,
+        ip: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetError> {
+        self.handle
+            .neighbours()
+            .add(index, ip.into())
+            .link_layer_address(&mac)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetError {
+                action: "set neighbour",
+                target: format!("{ip} on index {index}"),
+                source,
+            })
+    }
+
     /// The kernel's route to `dst` (a lookup, as `ip route get`): output device and next hop
     /// (`None` when `dst` is on-link).
     pub async fn route_to(

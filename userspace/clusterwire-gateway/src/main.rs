@@ -144,6 +144,7 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         config.geneve,
         &config.geneve_dev,
         clusterwire_daemon::geneve::PORT,
+        local,
         &[TUNNEL_INTERFACE],
     )
     .await?;
