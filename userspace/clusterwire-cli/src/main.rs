@@ -2,7 +2,8 @@
 //! `cargo xtask selfcheck` runs), `dataplane` (the instances pinned on this host) and `lab`
 //! (simulated clusters joined by the real daemons, on this host), `generate` and `create` (the
 //! reference's resource verbs, printing Liqo-compatible objects), `inspect` (the pinned
-//! instances, read without their lock), `completion` (shell completion scripts).
+//! instances, read without their lock), `completion` (shell completion scripts), `network`
+//! (connecting two clusters, Liqo's `liqoctl network`).
 #![forbid(unsafe_code)]
 
 mod completion;
@@ -11,8 +12,11 @@ mod inspect;
 mod lab;
 mod manifest;
 mod monitor;
+mod network;
 mod selfcheck;
 mod translate;
+
+use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
@@ -41,21 +45,33 @@ enum Command {
     Inspect(inspect::Args),
     /// Print the shell completion script for bash, zsh or fish.
     Completion(completion::Args),
+    /// Connect two clusters, or remove their connection (needs both kubeconfigs).
+    Network(network::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Selfcheck(args) => selfcheck::run(&args.try_into()?),
-        Command::Dataplane(args) => dataplane::run(&args),
-        Command::Lab(args) => lab::run(args),
-        Command::Monitor(args) => monitor::run(&args),
-        Command::Generate(args) => Ok(manifest::generate::run(args)?),
-        Command::Create(args) => Ok(manifest::create::run(args)?),
-        Command::Inspect(args) => Ok(inspect::run(&args)?),
-        Command::Completion(args) => Ok(completion::run(
-            &args,
-            &mut Cli::command(),
-            &mut std::io::stdout().lock(),
-        )?),
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Network(args) => return Ok(network::run(args)),
+        Command::Selfcheck(args) => selfcheck::run(&args.try_into()?)?,
+        Command::Dataplane(args) => dataplane::run(&args)?,
+        Command::Lab(args) => lab::run(args)?,
+        Command::Monitor(args) => monitor::run(&args)?,
+        Command::Generate(args) => manifest::generate::run(args)?,
+        Command::Create(args) => manifest::create::run(args)?,
+        Command::Inspect(args) => inspect::run(&args)?,
+        Command::Completion(args) => {
+            completion::run(&args, &mut Cli::command(), &mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

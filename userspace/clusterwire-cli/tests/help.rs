@@ -5,7 +5,14 @@
 use std::{path::PathBuf, process::Command};
 
 /// Every verb whose `--help` is kept as `tests/golden/help-<verb words>.txt`.
-const VERBS: &[&[&str]] = &[&["inspect"], &["completion"]];
+const VERBS: &[&[&str]] = &[
+    &["inspect"],
+    &["completion"],
+    &["network"],
+    &["network", "connect"],
+    &["network", "disconnect"],
+    &["network", "reset"],
+];
 
 fn golden(file: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

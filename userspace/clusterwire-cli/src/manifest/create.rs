@@ -148,7 +148,7 @@ pub struct PublicKeyArgs {
 
 /// The gateway service types, spelled as in the API (and liqoctl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ServiceTypeArg {
+pub enum ServiceTypeArg {
     #[value(name = "ClusterIP")]
     ClusterIp,
     #[value(name = "NodePort")]
@@ -281,26 +281,48 @@ fn gateway_server(args: GatewayServerArgs) -> Result<GatewayServer, ManifestErro
             needs: "LoadBalancer",
         });
     }
+    let endpoint = ServerEndpoint {
+        port: Some(port),
+        ports: None,
+        service_type,
+        node_port,
+        load_balancer_ip: load_balancer_ip.map(Ip),
+    };
+    Ok(gateway_server_object(
+        &common.name,
+        &common.namespace,
+        &common.remote_cluster_id,
+        (template_name, template_namespace),
+        endpoint,
+        mtu,
+    ))
+}
+
+/// A GatewayServer `namespace/name` for the peer `remote_cluster_id`, rendered from the
+/// `WgGatewayServerTemplate` `template` (name, namespace). The endpoint is taken as given
+/// (callers check which fields their service type allows).
+pub fn gateway_server_object(
+    name: &str,
+    namespace: &str,
+    remote_cluster_id: &str,
+    template: (String, String),
+    endpoint: ServerEndpoint,
+    mtu: i32,
+) -> GatewayServer {
     let spec = GatewayServerSpec {
         server_template_ref: Some(template_ref(
             "WgGatewayServerTemplate",
-            template_name,
-            template_namespace,
+            template.0,
+            template.1,
         )),
         mtu: Some(mtu),
-        endpoint: ServerEndpoint {
-            port: Some(port),
-            ports: None,
-            service_type,
-            node_port,
-            load_balancer_ip: load_balancer_ip.map(Ip),
-        },
+        endpoint,
         secret_ref: None,
     };
-    let mut object = GatewayServer::new(&common.name, spec);
-    object.metadata.namespace = Some(common.namespace);
-    object.metadata.labels = Some(peer_labels(&common.remote_cluster_id, &[]));
-    Ok(object)
+    let mut object = GatewayServer::new(name, spec);
+    object.metadata.namespace = Some(namespace.to_owned());
+    object.metadata.labels = Some(peer_labels(remote_cluster_id, &[]));
+    object
 }
 
 fn gateway_client(args: GatewayClientArgs) -> GatewayClient {
@@ -313,24 +335,45 @@ fn gateway_client(args: GatewayClientArgs) -> GatewayClient {
         protocol,
         mtu,
     } = args;
+    let endpoint = ClientEndpoint {
+        addresses,
+        port: Some(port),
+        ports: None,
+        protocol: Some(protocol.into()),
+    };
+    gateway_client_object(
+        &common.name,
+        &common.namespace,
+        &common.remote_cluster_id,
+        (template_name, template_namespace),
+        endpoint,
+        mtu,
+    )
+}
+
+/// A GatewayClient `namespace/name` dialing `endpoint` of the peer `remote_cluster_id`,
+/// rendered from the `WgGatewayClientTemplate` `template` (name, namespace).
+pub fn gateway_client_object(
+    name: &str,
+    namespace: &str,
+    remote_cluster_id: &str,
+    template: (String, String),
+    endpoint: ClientEndpoint,
+    mtu: i32,
+) -> GatewayClient {
     let spec = GatewayClientSpec {
         client_template_ref: Some(template_ref(
             "WgGatewayClientTemplate",
-            template_name,
-            template_namespace,
+            template.0,
+            template.1,
         )),
         mtu: Some(mtu),
-        endpoint: ClientEndpoint {
-            addresses,
-            port: Some(port),
-            ports: None,
-            protocol: Some(protocol.into()),
-        },
+        endpoint,
         secret_ref: None,
     };
-    let mut object = GatewayClient::new(&common.name, spec);
-    object.metadata.namespace = Some(common.namespace);
-    object.metadata.labels = Some(peer_labels(&common.remote_cluster_id, &[]));
+    let mut object = GatewayClient::new(name, spec);
+    object.metadata.namespace = Some(namespace.to_owned());
+    object.metadata.labels = Some(peer_labels(remote_cluster_id, &[]));
     object
 }
 
