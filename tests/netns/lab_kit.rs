@@ -178,3 +178,361 @@ pub fn agent_geneve(instance: &str) -> String {
         .unwrap_or_else(|| panic!("{path} names no Geneve implementation:\n{log}"))
         .to_owned()
 }
+
+// Helpers of the abuse and restart tests (`lab_abuse.rs`, `lab_restart.rs`).
+
+/// `what` holds within `timeout` (checked every 50 ms); returns how long it took.
+pub fn wait_until(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A lab daemon's log.
+pub fn daemon_log(instance: &str) -> String {
+    let path = format!("{STATE_DIR}/logs/{instance}.log");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// `kill -9` of the lab daemons `instances`, all signalled before any is waited for (each
+/// checked against its pid file and command line); returns their command lines once every one
+/// is dead (a zombie counts: the host's init reaps them only every few seconds).
+pub fn sigkill_daemons(instances: &[&str]) -> Vec<Vec<String>> {
+    let mut killed = Vec::new();
+    for instance in instances {
+        let path = format!("{STATE_DIR}/pids/{instance}.pid");
+        let pid: i32 = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {path}: {e}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("{instance} (pid {pid}) is not running: {e}"));
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert!(
+            argv.windows(2)
+                .any(|w| w[0] == "--instance" && w[1] == *instance),
+            "pid {pid} is not {instance}: {argv:?}"
+        );
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -9 {pid} ({instance})");
+        killed.push((pid, argv));
+    }
+    for (pid, _) in &killed {
+        wait_until(
+            &format!("pid {pid} dead"),
+            std::time::Duration::from_secs(5),
+            || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                    stat.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
+            },
+        );
+    }
+    killed.into_iter().map(|(_, argv)| argv).collect()
+}
+
+/// Starts a lab daemon again with `argv`, detached (a shell in between, so it is not our
+/// child), appending to its log; records its pid where `cwctl lab down` finds it.
+pub fn start_daemon(instance: &str, argv: &[String]) {
+    let log = format!("{STATE_DIR}/logs/{instance}.log");
+    let out = Command::new("sh")
+        .args(["-c", "\"$@\" >>\"$CW_LOG\" 2>&1 </dev/null & echo $!", "sh"])
+        .args(argv)
+        .env("CW_LOG", &log)
+        .output()
+        .unwrap_or_else(|e| panic!("start {instance}: {e}"));
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(pid.parse::<i32>().is_ok(), "{instance}: no pid: {out:?}");
+    std::fs::write(
+        format!("{STATE_DIR}/pids/{instance}.pid"),
+        format!("{pid}\n"),
+    )
+    .unwrap_or_else(|e| panic!("pid file of {instance}: {e}"));
+}
+
+/// The `status.value` of the Connection that `cluster`'s gateway toward `peer` writes ("" when
+/// the file is missing or being replaced).
+pub fn connection_status(cluster: &str, peer: &str) -> String {
+    let path = format!(
+        "{STATE_DIR}/clusters/{cluster}/manifests/status/connection-liqo-tenant-{peer}-gw-{peer}.yaml"
+    );
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("  value: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A gateway's `/metrics` (its `--metrics-addr`, read from inside the gateway pod `netns`) as
+/// `name{labels}` -> value.
+pub fn gateway_metrics(
+    netns: &str,
+    addr: std::net::SocketAddrV4,
+) -> std::collections::BTreeMap<String, u64> {
+    use std::io::{Read as _, Write as _};
+    let text = in_netns(netns, || {
+        let mut conn =
+            std::net::TcpStream::connect_timeout(&addr.into(), std::time::Duration::from_secs(2))
+                .unwrap_or_else(|e| panic!("connect to the metrics of {netns} at {addr}: {e}"));
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("read timeout");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: lab\r\n\r\n")
+            .expect("send the request");
+        let mut text = String::new();
+        conn.read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("read the metrics of {netns}: {e}"));
+        text
+    });
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The UDP counters of a namespace (`/proc/net/snmp`, read from inside it) by name
+/// (`InDatagrams`, `OutDatagrams`, `RcvbufErrors`...).
+pub fn udp_snmp(netns: &str) -> std::collections::BTreeMap<String, u64> {
+    let text = in_netns(netns, || {
+        // /proc/net follows the main thread's namespace; thread-self follows ours.
+        std::fs::read_to_string("/proc/thread-self/net/snmp")
+            .expect("read /proc/thread-self/net/snmp")
+    });
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next(), udp.next());
+    let (Some(names), Some(values)) = (names, values) else {
+        panic!("no Udp lines in {netns}'s /proc/net/snmp:\n{text}");
+    };
+    names
+        .split_whitespace()
+        .skip(1)
+        .zip(values.split_whitespace().skip(1))
+        .filter_map(|(n, v)| Some((n.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+/// One ping from the lab namespace `ns` to `dst`, waiting up to 1 s for the answer.
+pub fn ping_once(ns: &str, dst: std::net::Ipv4Addr) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", "-q"])
+        .arg(dst.to_string())
+        .output()
+        .expect("run ping")
+        .status
+        .success()
+}
+
+/// A TCP echo of one message from `client_ns` to `dst:port`, served in `server_ns` on `port`.
+pub fn tcp_echo_once(
+    server_ns: &str,
+    port: u16,
+    client_ns: &str,
+    dst: std::net::Ipv4Addr,
+) -> Result<(), String> {
+    use std::{
+        io::{Read as _, Write as _},
+        net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
+        time::Duration,
+    };
+    let listener = in_netns(server_ns, || {
+        TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+            .unwrap_or_else(|e| panic!("bind TCP {port} in {server_ns}: {e}"))
+    });
+    listener.set_nonblocking(true).expect("nonblocking");
+    let server = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(4);
+        while std::time::Instant::now() < deadline {
+            if let Ok((mut conn, _)) = listener.accept() {
+                conn.set_nonblocking(false).expect("blocking");
+                conn.set_read_timeout(Some(Duration::from_secs(3))).ok();
+                let mut buf = [0u8; 64];
+                if let Ok(n) = conn.read(&mut buf) {
+                    let _ = conn.write_all(&buf[..n]);
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let result = in_netns(client_ns, || -> Result<(), String> {
+        let to = SocketAddrV4::new(dst, port).into();
+        let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(2))
+            .map_err(|e| format!("connect {to}: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        conn.write_all(b"across the peering")
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 64];
+        let n = conn.read(&mut buf).map_err(|e| format!("receive: {e}"))?;
+        (&buf[..n] == b"across the peering")
+            .then_some(())
+            .ok_or_else(|| format!("echo {:?}", &buf[..n]))
+    });
+    server.join().expect("TCP server");
+    result
+}
+
+/// Ping and a TCP echo across the 2-cluster lab's peering, both ways (`n1-a` of each cluster
+/// to `n2-b` of the other, 10.1.2.11 from either side).
+pub fn assert_traffic_across(when: &str) {
+    let remote = std::net::Ipv4Addr::new(10, 1, 2, 11);
+    for (from, to, port) in [
+        ("cwlab-cl01-n1-a", "cwlab-cl02-n2-b", 7250),
+        ("cwlab-cl02-n1-a", "cwlab-cl01-n2-b", 7251),
+    ] {
+        assert!(ping_once(from, remote), "{when}: ping {from} -> {to}");
+        tcp_echo_once(to, port, from, remote)
+            .unwrap_or_else(|e| panic!("{when}: TCP {from} -> {to}: {e}"));
+    }
+}
+
+/// A UDP stream of numbered datagrams, sequence number `k` sent `k` ms after
+/// [`UdpStream::started`], from `src_ns` to `dst:port` (received in `dst_ns`, 16 MiB buffer).
+pub struct UdpStream {
+    pub started: std::time::Instant,
+    sender: std::thread::JoinHandle<u32>,
+    receiver: std::thread::JoinHandle<Vec<u32>>,
+}
+
+/// What a [`UdpStream`] delivered.
+#[derive(Debug)]
+pub struct StreamResult {
+    pub started: std::time::Instant,
+    pub sent: u32,
+    /// Sequence numbers not received, ascending.
+    pub lost: Vec<u32>,
+}
+
+impl UdpStream {
+    pub fn start(
+        src_ns: &str,
+        dst_ns: &str,
+        dst: std::net::Ipv4Addr,
+        port: u16,
+        duration: std::time::Duration,
+    ) -> Self {
+        use std::{
+            net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+            time::{Duration, Instant},
+        };
+        let socket = in_netns(dst_ns, || {
+            UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+                .unwrap_or_else(|e| panic!("bind UDP {port} in {dst_ns}: {e}"))
+        });
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &(16 << 20))
+            .expect("SO_RCVBUFFORCE");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let receiver = std::thread::spawn(move || {
+            // Until the end marker, or 3 s after the stream's end (the marker may be lost).
+            let until = Instant::now() + duration + Duration::from_secs(3);
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 64];
+            while Instant::now() < until {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if n >= 4 {
+                    let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    if seq == u32::MAX {
+                        break;
+                    }
+                    seen.push(seq);
+                }
+            }
+            seen
+        });
+        let socket = in_netns(src_ns, || {
+            UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).expect("bind")
+        });
+        let started = Instant::now();
+        let sender = std::thread::spawn(move || {
+            let to = SocketAddrV4::new(dst, port);
+            let mut seq = 0u32;
+            while started.elapsed() < duration {
+                let mut payload = [0u8; 32];
+                payload[..4].copy_from_slice(&seq.to_be_bytes());
+                let _ = socket.send_to(&payload, to);
+                seq += 1;
+                if let Some(wait) = (started + Duration::from_millis(u64::from(seq)))
+                    .checked_duration_since(Instant::now())
+                {
+                    std::thread::sleep(wait);
+                }
+            }
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = socket.send_to(&u32::MAX.to_be_bytes(), to);
+            }
+            seq
+        });
+        Self {
+            started,
+            sender,
+            receiver,
+        }
+    }
+
+    pub fn finish(self) -> StreamResult {
+        let sent = self.sender.join().expect("stream sender");
+        let mut seen = self.receiver.join().expect("stream receiver");
+        seen.sort_unstable();
+        seen.dedup();
+        let lost = (0..sent)
+            .filter(|s| seen.binary_search(s).is_err())
+            .collect();
+        StreamResult {
+            started: self.started,
+            sent,
+            lost,
+        }
+    }
+}
+
+impl StreamResult {
+    /// Runs of consecutive lost sequence numbers, as (first, last).
+    pub fn gaps(&self) -> Vec<(u32, u32)> {
+        let mut gaps: Vec<(u32, u32)> = Vec::new();
+        for &s in &self.lost {
+            match gaps.last_mut() {
+                Some((_, last)) if *last + 1 == s => *last = s,
+                _ => gaps.push((s, s)),
+            }
+        }
+        gaps
+    }
+
+    /// The longest run of lost datagrams, in ms (one datagram per ms).
+    pub fn longest_gap_ms(&self) -> u32 {
+        self.gaps()
+            .iter()
+            .map(|(first, last)| last - first + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}

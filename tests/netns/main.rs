@@ -1,10 +1,13 @@
 //! Netns tier: real links and real traffic between network namespaces the tests create. Needs
 //! root. Every namespace is an RAII guard, deleted even when a test panics.
+mod conntrack;
 mod geneve;
 mod gso;
 mod lab;
+mod lab_abuse;
 mod lab_faults;
 mod lab_kit;
+mod lab_restart;
 mod lifecycle;
 mod monitor;
 mod remap;
