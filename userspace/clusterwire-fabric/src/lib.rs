@@ -1,5 +1,6 @@
 //! The host-only reconcile core of the clusterwire gateway and node agent: everything that is
-//! pure logic, with no netlink, no BPF and no Kubernetes client.
+//! pure logic, with no netlink, no BPF and (without the `kubernetes` feature) no Kubernetes
+//! client.
 //!
 //! - [`health`]: the tunnel health check (wire format compatible with the reference, and the
 //!   state machine behind `Connection.status`);
@@ -8,7 +9,9 @@
 //!   poll for changes, write statuses);
 //! - [`desired`]: pure functions from a snapshot to the gateway's and the agent's desired state,
 //!   and the diff helper that turns it into changes;
-//! - [`connection`]: the Connection `gw-<name>` and its status from the health tracker.
+//! - [`connection`]: the Connection `gw-<name>` and its status from the health tracker;
+//! - `kubernetes` (feature `kubernetes`): the same snapshot from API server watches, and the
+//!   Connection written with server-side apply.
 //!
 //! A gateway daemon in file mode, in outline (the agent is the same with [`desired::agent`]):
 //!
@@ -44,5 +47,7 @@
 pub mod connection;
 pub mod desired;
 pub mod health;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod manifests;
 pub mod snapshot;

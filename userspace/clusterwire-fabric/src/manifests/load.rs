@@ -179,7 +179,9 @@ fn document_key(kind: Kind, document: &Value) -> Key {
     key_of(kind, &meta)
 }
 
-fn to_object(
+/// Validates a document of `kind` (the CRD schema, or the fields the daemons read of a core
+/// Node) and types it; shared with the Kubernetes source, so both accept the same objects.
+pub(crate) fn to_object(
     kind: Kind,
     document: Value,
     validator: &ManifestValidator,
