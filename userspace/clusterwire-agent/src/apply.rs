@@ -7,7 +7,10 @@
 //! pod's veth when the gateway runs on this node) with the same next hop, where
 //! `cw_geneve_encap` encapsulates and `cw_geneve_decap` takes the gateway's answers.
 //! Attachments are O(gateways), never O(pods).
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+};
 
 use anyhow::Context as _;
 use clusterwire_daemon::{
@@ -22,12 +25,15 @@ use clusterwire_fabric::desired::AgentDesired;
 use ipnet::Ipv4Net;
 use tracing::warn;
 
+use crate::bypass::Bypass;
+
 /// The node's applied state.
 pub struct Node {
     pub net: Net,
     pub instance: Instance,
     pub geneve: GeneveMaps,
     pub end: GeneveEnd,
+    pub bypass: Bypass,
 }
 
 /// What one apply changed.
@@ -37,11 +43,18 @@ pub struct Applied {
     pub geneve_routes: (usize, usize, usize),
     pub peers: (usize, usize, usize),
     pub unreachable_gateways: Vec<Ipv4Addr>,
+    /// The CNI-masquerade bypass was rewritten.
+    pub bypass: bool,
+    /// Why the CNI-masquerade bypass could not be applied (pod sources may be masqueraded).
+    pub bypass_error: Option<String>,
 }
 
 impl Applied {
     pub fn changed(&self) -> bool {
-        self.routes != (0, 0, 0) || self.geneve_routes != (0, 0, 0) || self.peers != (0, 0, 0)
+        self.routes != (0, 0, 0)
+            || self.geneve_routes != (0, 0, 0)
+            || self.peers != (0, 0, 0)
+            || self.bypass
     }
 }
 
@@ -52,6 +65,7 @@ impl Node {
             instance,
             geneve,
             end,
+            bypass: Bypass::default(),
         }
     }
 
@@ -109,6 +123,12 @@ impl Node {
         applied.geneve_routes = (r.added, r.updated, r.removed);
         let p = self.geneve.sync_peers(&peers)?;
         applied.peers = (p.added, p.updated, p.removed);
+        // Untracked before routed: the CNI's masquerade never sees a packet to a remote CIDR.
+        let remote: BTreeSet<Ipv4Net> = routes.keys().copied().collect();
+        match self.bypass.sync(&remote) {
+            Ok(changed) => applied.bypass = changed,
+            Err(e) => applied.bypass_error = Some(format!("{e:#}")),
+        }
         let k = self.net.sync_routes(&routes).await?;
         applied.routes = (k.added, k.updated, k.removed);
         Ok(applied)

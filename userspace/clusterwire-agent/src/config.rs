@@ -5,13 +5,22 @@ use anyhow::ensure;
 use clusterwire_daemon::geneve::GeneveChoice;
 use clusterwire_dataplane::AttachMode;
 
+use crate::source::Origin;
+
 /// `clusterwire-agent`: the node end of clusterwire's internal network.
 #[derive(Debug, clap::Parser)]
 #[command(name = "clusterwire-agent", version)]
 pub struct Args {
     /// Directory of Liqo manifests (watched for changes); statuses go to DIR/status/.
+    /// The alternative to --kubernetes.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Read the resources from the API server (watches); the alternative to --manifests.
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub kubernetes: bool,
+    /// Kubeconfig file for --kubernetes (default: the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// This node's name (the `Node` and `InternalNode` objects).
     #[arg(long)]
     pub node: String,
@@ -37,7 +46,7 @@ pub struct Args {
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
-    /// How often the manifests are checked for changes, in milliseconds (50-60000).
+    /// How often the manifests (or the watches' events) are checked for changes, in milliseconds (50-60000).
     #[arg(long, default_value_t = 500)]
     pub poll_ms: u64,
     /// Log filter (tracing directives).
@@ -48,7 +57,7 @@ pub struct Args {
 /// Validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    pub manifests: PathBuf,
+    pub origin: Origin,
     pub node: String,
     pub netns: Option<String>,
     pub underlay_dev: String,
@@ -67,6 +76,8 @@ impl TryFrom<Args> for Config {
     fn try_from(args: Args) -> anyhow::Result<Self> {
         let Args {
             manifests,
+            kubernetes,
+            kubeconfig,
             node,
             netns,
             underlay_dev,
@@ -83,13 +94,9 @@ impl TryFrom<Args> for Config {
             "--poll-ms must be 50 to 60000, got {poll_ms}"
         );
         ensure!(!node.is_empty(), "--node must not be empty");
-        ensure!(
-            manifests.is_dir(),
-            "--manifests {} is not a directory",
-            manifests.display()
-        );
+        let origin = Origin::try_new(manifests, kubernetes, kubeconfig)?;
         Ok(Self {
-            manifests,
+            origin,
             node,
             netns,
             underlay_dev,

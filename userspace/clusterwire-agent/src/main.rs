@@ -1,25 +1,27 @@
-//! `clusterwire-agent`: one per node, in the host network namespace. It reads the manifests,
-//! computes the node's desired state (`clusterwire_fabric::desired::agent`) and applies it as a
+//! `clusterwire-agent`: one per node, in the host network namespace. It reads its resources
+//! (`--manifests DIR`, or the API server with `--kubernetes`), computes the node's desired state (`clusterwire_fabric::desired::agent`) and applies it as a
 //! difference: routes for every peer's remapped CIDRs toward that peering's gateway pod (with the
 //! tunnel MTU), Geneve encapsulation and decapsulation (a kernel `collect_md` device or
-//! eBPF-native, `clusterwire_daemon::geneve`), and the node's internal-CIDR address. The datapath is pinned: killing the agent loses no packet, and a restarted agent
+//! eBPF-native, `clusterwire_daemon::geneve`), the node's internal-CIDR address, and the
+//! CNI-masquerade bypass (traffic to and from remote CIDRs untracked, `bypass`). The datapath is pinned: killing the agent loses no packet, and a restarted agent
 //! adopts it.
 #![forbid(unsafe_code)]
 
 mod apply;
+mod bypass;
 mod config;
+mod source;
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use clusterwire_api::validation::ManifestValidator;
 use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
 use clusterwire_dataplane::{Instance, InstanceSpec, geneve::GeneveMaps};
-use clusterwire_fabric::{desired, manifests::Source};
+use clusterwire_fabric::desired;
 use tracing::{error, info, warn};
 
-use crate::{apply::Node, config::Config};
+use crate::{apply::Node, config::Config, source::Source};
 
 struct Metrics {
     instance: String,
@@ -94,7 +96,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     http::spawn(config.metrics_addr, exporter, ready.clone());
 
-    let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
+    let mut source = Source::open(&config.origin).await?;
     let mut ticker = tokio::time::interval(config.poll);
     let mut last_apply: Option<std::time::Instant> = None;
     loop {
@@ -105,13 +107,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        let changed = clusterwire_daemon::manifests::poll(&mut source);
-        // Re-apply on changes, and every 5 s to follow route changes toward gateway pods.
-        if !changed && last_apply.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+        let changed = source.poll();
+        // Re-apply on changes, and every 5 s to follow route changes toward gateway pods;
+        // never from a partial snapshot (the API server's first lists still arriving).
+        if !source.synced()
+            || (!changed && last_apply.is_some_and(|t| t.elapsed() < Duration::from_secs(5)))
+        {
             continue;
         }
         last_apply = Some(std::time::Instant::now());
-        let want = desired::agent(&source.current().snapshot, &config.node);
+        let want = desired::agent(source.snapshot(), &config.node);
         for skipped in &want.skipped {
             warn!("skipped: {skipped}");
         }
@@ -120,7 +125,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 if applied.changed() {
                     info!(?applied, "applied");
                 }
-                ready.set(applied.unreachable_gateways.is_empty());
+                if let Some(e) = &applied.bypass_error {
+                    warn!(
+                        "CNI-masquerade bypass not applied (pod sources may be masqueraded): {e}"
+                    );
+                }
+                ready
+                    .set(applied.unreachable_gateways.is_empty() && applied.bypass_error.is_none());
             }
             Err(e) => {
                 error!("apply failed: {e:#}; retrying");

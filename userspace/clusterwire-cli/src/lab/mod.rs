@@ -9,7 +9,7 @@
 //!              wan0 198.18.0.N1 |                       | wan0 198.18.0.N2
 //!   +---------------------------+--+     +--------------+-----------------+
 //!   | cwlab-clNN-n1 (agent)        |     | cwlab-clNN-n2 (agent)          |
-//!   | nft: masquerade pod->wan0,   |     | nft: masquerade pod->wan0      |
+//!   | nft: masquerade pod->outside,|     | nft: masquerade pod->outside   |
 //!   |  NodePort 31840 -> gw:51840  |     | route 10.0.1.0/24 via .11      |
 //!   | route 10.0.2.0/24 via .12    |     |                                |
 //!   | pod veths, gw 10.0.1.1/32    |     | pod veths, gw 10.0.2.1/32      |
@@ -28,7 +28,8 @@
 //! - A server is exposed by a NodePort-like DNAT on its node (UDP 31840 on `wan0` -> the
 //!   gateway pod's 51840); the client's `spec.endpoint` is that node's WAN address and port.
 //! - The simulated CNI: routes between the nodes' pod CIDRs over the underlay, and the
-//!   masquerade real CNIs do (pod sources to non-pod destinations leaving through `wan0`).
+//!   masquerade real CNIs do (pod sources to anything outside the cluster, whatever the device,
+//!   so also to a peer's remapped CIDRs: the agents' CNI-masquerade bypass keeps pod sources).
 //! - Remaps come from the remapping IPAM of each cluster: with pod CIDR 10.0.0.0/16,
 //!   external 10.70.0.0/16 and internal 10.80.0.0/16 reserved, the first peer's pods are seen
 //!   as 10.1.0.0/16 (its external CIDR as 10.2.0.0/16), the second peer's as 10.3.0.0/16.

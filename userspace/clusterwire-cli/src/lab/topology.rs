@@ -1,6 +1,6 @@
 //! Builds the lab's namespaces and links from the [`Plan`] (see the module docs of `lab` for
 //! the diagram): the WAN, per cluster an underlay bridge, nodes with a point-to-point veth per
-//! pod, the simulated CNI (routes between nodes, masquerade toward the WAN) and the `NodePort`
+//! pod, the simulated CNI (routes between nodes, masquerade out of the cluster) and the `NodePort`
 //! of every gateway server.
 
 use std::fmt::Write as _;
@@ -177,9 +177,10 @@ fn build_pod(node: &Node, pod: &Pod, gateway: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node's nftables rules: masquerade of pod sources leaving through the WAN interface to
-/// anything outside the pod CIDR (as real CNIs do), and the `NodePort` DNAT of every gateway
-/// server on this node.
+/// The node's nftables rules: masquerade of pod sources to anything outside the cluster (its pod
+/// CIDR and node underlay), whatever the output device, as real CNIs do (flannel, Calico's
+/// `natOutgoing`); a peer's remapped CIDRs match it too, which the agent's CNI-masquerade bypass
+/// must undo. And the `NodePort` DNAT of every gateway server on this node.
 pub fn cni_ruleset(cluster: &Cluster, node: &Node) -> String {
     let mut nat = String::new();
     for gateway in cluster.gateways.iter().filter(|g| g.node == node.short) {
@@ -196,7 +197,8 @@ pub fn cni_ruleset(cluster: &Cluster, node: &Node) -> String {
          chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n\
          {nat}  }}\n  \
          chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
-         oifname \"wan0\" ip saddr {POD_CIDR} ip daddr != {POD_CIDR} masquerade\n  }}\n}}\n"
+         ip saddr {POD_CIDR} ip daddr != {{ {POD_CIDR}, {underlay} }} masquerade\n  }}\n}}\n",
+        underlay = cluster.underlay,
     )
 }
 
@@ -214,11 +216,9 @@ mod tests {
             rules.contains("iifname \"wan0\" udp dport 31840 dnat to 10.0.1.102:51840"),
             "{rules}"
         );
-        assert!(
-            rules.contains(
-                "oifname \"wan0\" ip saddr 10.0.0.0/16 ip daddr != 10.0.0.0/16 masquerade"
-            )
-        );
+        assert!(rules.contains(
+            "ip saddr 10.0.0.0/16 ip daddr != { 10.0.0.0/16, 172.31.1.0/24 } masquerade"
+        ));
         let n2 = cl01.node("n2").expect("n2");
         assert!(!cni_ruleset(cl01, n2).contains("dnat"));
         let cl02 = plan.cluster("cl02").expect("cl02");
