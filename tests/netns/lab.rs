@@ -191,6 +191,8 @@ fn end_to_end(up_args: &[&str], check: impl FnOnce(&str)) {
     assert!(up.contains("lab up in"), "{up}");
     check(&up);
     let matrix = lab_ok(&["test"]);
+    // Shown with `--show-output` (the VM tier uses it): up time, RTTs and throughput per run.
+    println!("{up}\n{matrix}");
     assert!(matrix.contains("checks passed"), "{matrix}");
     let status = lab_ok(&["status"]);
     assert!(
@@ -222,7 +224,9 @@ fn lab_up_test_down_end_to_end_three_clusters() {
     end_to_end(&["up", "--clusters", "3"], |_| {});
 }
 
-/// The lab with the kernel's WireGuard and Geneve drivers (the VM tier's kernels).
+/// The lab with the kernel's WireGuard and Geneve drivers (the VM tier's kernels), three
+/// clusters (every cluster server toward one peer and client toward the other; the two-cluster
+/// lab with a kernel side is `lab_mixed_implementations_end_to_end`).
 #[test]
 fn lab_kernel_drivers_end_to_end() {
     if !kernel_drivers("lab_kernel_drivers_end_to_end") {
@@ -230,6 +234,8 @@ fn lab_kernel_drivers_end_to_end() {
     }
     let args = [
         "up",
+        "--clusters",
+        "3",
         "--wireguard",
         "kernel",
         "--geneve",
@@ -239,7 +245,7 @@ fn lab_kernel_drivers_end_to_end() {
     ];
     end_to_end(&args, |up| {
         let rows = gateway_rows(up);
-        assert_eq!(rows.len(), 2, "{up}");
+        assert_eq!(rows.len(), 6, "{up}");
         for (cluster, tunnel, geneve, connection) in rows {
             assert_eq!(
                 (tunnel.as_str(), geneve.as_str(), connection.as_str()),
@@ -247,7 +253,7 @@ fn lab_kernel_drivers_end_to_end() {
                 "{cluster}: {up}"
             );
         }
-        for node in ["cwlab-cl01-n1", "cwlab-cl02-n2"] {
+        for node in ["cwlab-cl01-n1", "cwlab-cl02-n2", "cwlab-cl03-n1"] {
             assert_eq!(agent_geneve(node), "kernel", "{node}");
         }
     });

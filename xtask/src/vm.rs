@@ -695,7 +695,7 @@ status=0
 for t in /tests/*; do
   name=${t##*/}; name=${name#*-}
   echo "CW_VM_BEGIN $name"
-  RUST_BACKTRACE=1 "$t" --test-threads=1 --skip host_tool_ $(cat "/testargs/$name" 2>/dev/null)
+  RUST_BACKTRACE=1 "$t" --test-threads=1 --show-output --skip host_tool_ $(cat "/testargs/$name" 2>/dev/null)
   rc=$?
   echo "CW_VM_END $name rc=$rc"
   [ "$rc" -eq 0 ] || status=1
