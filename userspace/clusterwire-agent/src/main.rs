@@ -1,10 +1,11 @@
 //! `clusterwire-agent`: one per node, in the host network namespace. It reads its resources
-//! (`--manifests DIR`, or the API server with `--kubernetes`), computes the node's desired state (`clusterwire_fabric::desired::agent`) and applies it as a
-//! difference: routes for every peer's remapped CIDRs toward that peering's gateway pod (with the
-//! tunnel MTU), Geneve encapsulation and decapsulation (a kernel `collect_md` device or
-//! eBPF-native, `clusterwire_daemon::geneve`), the node's internal-CIDR address, and the
-//! CNI-masquerade bypass (traffic to and from remote CIDRs untracked, `bypass`). The datapath is pinned: killing the agent loses no packet, and a restarted agent
-//! adopts it.
+//! (`--manifests DIR`, or the API server with `--kubernetes`), computes the node's desired state
+//! (`clusterwire_fabric::desired::agent`) and applies it as a difference: routes for every peer's
+//! remapped CIDRs toward that peering's gateway pod (with the tunnel MTU), Geneve encapsulation
+//! and decapsulation (a kernel `collect_md` device or eBPF-native, `clusterwire_daemon::geneve`),
+//! the node's internal-CIDR address, and the CNI-masquerade bypass (traffic to and from remote
+//! CIDRs untracked, `bypass`). The datapath is pinned: killing the agent loses no packet, and a
+//! restarted agent adopts it and changes nothing before its source holds a complete snapshot.
 #![forbid(unsafe_code)]
 
 mod apply;
@@ -52,6 +53,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // First, so a bad --kubeconfig or a missing service account fails before the host changes.
+    let mut source = Source::open(&config.origin).await?;
     sysctl::router()?;
     let net = Net::connect().context("rtnetlink")?;
     let (_, local) = net.underlay(&config.underlay_dev).await?;
@@ -96,7 +99,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     http::spawn(config.metrics_addr, exporter, ready.clone());
 
-    let mut source = Source::open(&config.origin).await?;
     let mut ticker = tokio::time::interval(config.poll);
     let mut last_apply: Option<std::time::Instant> = None;
     loop {

@@ -10,13 +10,23 @@ use clusterwire_fabric::{
 };
 use clusterwire_links::wireguard::Mode;
 
+use crate::source::Origin;
+
 /// `clusterwire-gateway`: one peering's gateway.
 #[derive(Debug, clap::Parser)]
 #[command(name = "clusterwire-gateway", version)]
 pub struct Args {
     /// Directory of Liqo manifests (watched for changes); statuses go to DIR/status/.
+    /// The alternative to --kubernetes.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Read the resources from the API server (watches in the gateway's namespace) and apply
+    /// the Connection there; the alternative to --manifests.
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub kubernetes: bool,
+    /// Kubeconfig file for --kubernetes (default: the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// The `GatewayServer` or `GatewayClient` this process serves, as NAMESPACE/NAME.
     #[arg(long)]
     pub gateway: String,
@@ -52,7 +62,7 @@ pub struct Args {
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
-    /// How often the manifests are checked for changes, in milliseconds (50-60000).
+    /// How often the manifests (or the watches' events) are checked for changes, in milliseconds (50-60000).
     #[arg(long, default_value_t = 500)]
     pub poll_ms: u64,
     /// Log filter (tracing directives).
@@ -63,7 +73,7 @@ pub struct Args {
 /// Validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    pub manifests: PathBuf,
+    pub origin: Origin,
     pub id: GatewayId,
     pub private_key: PathBuf,
     pub wireguard: Mode,
@@ -84,6 +94,8 @@ impl TryFrom<Args> for Config {
     fn try_from(args: Args) -> anyhow::Result<Self> {
         let Args {
             manifests,
+            kubernetes,
+            kubeconfig,
             gateway,
             role,
             private_key,
@@ -102,11 +114,7 @@ impl TryFrom<Args> for Config {
             (50..=60_000).contains(&poll_ms),
             "--poll-ms must be 50 to 60000, got {poll_ms}"
         );
-        ensure!(
-            manifests.is_dir(),
-            "--manifests {} is not a directory",
-            manifests.display()
-        );
+        let origin = Origin::try_new(manifests, kubernetes, kubeconfig)?;
         let (namespace, name) = gateway
             .split_once('/')
             .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
@@ -117,7 +125,7 @@ impl TryFrom<Args> for Config {
             Role::Client
         };
         Ok(Self {
-            manifests,
+            origin,
             id: GatewayId {
                 role,
                 key: Key::new(namespace, name),

@@ -2,33 +2,33 @@
 //! the WireGuard link `liqo-tunnel` (kernel, else embedded userspace), attaches the remap NAT and
 //! MSS programs to it, sets up its Geneve end toward the nodes (a kernel `collect_md` device or
 //! eBPF-native on the pod's device toward its node, `clusterwire_daemon::geneve`), fills the
-//! maps and routes from the manifests (applied as a difference), runs the reference-compatible
-//! health check, writes the Connection status and serves metrics.
+//! maps and routes from its resources (`--manifests DIR`, or the API server with `--kubernetes`;
+//! applied as a difference), runs the reference-compatible health check, writes the Connection
+//! status (`DIR/status/`, or server-side apply) and serves metrics.
 #![forbid(unsafe_code)]
 
 mod apply;
 mod config;
 mod health;
 mod metrics;
+mod source;
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use clusterwire_api::validation::ManifestValidator;
 use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
 use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
 use clusterwire_fabric::{
     connection,
     desired::{self, DesiredError, GatewayDesired, TUNNEL_INTERFACE},
     health::State,
-    manifests::{Source, write_status},
     snapshot::Kind,
 };
 use clusterwire_links::wireguard::{self, InterfaceSettings, PrivateKey};
 use tracing::{error, info, warn};
 
-use crate::{apply::Gateway, config::Config, health::Health, metrics::Metrics};
+use crate::{apply::Gateway, config::Config, health::Health, metrics::Metrics, source::Source};
 
 /// How long a client waits for a pong before starting a new WireGuard handshake: two missed
 /// health intervals.
@@ -48,16 +48,17 @@ fn main() -> anyhow::Result<()> {
         .block_on(run(config))
 }
 
-/// Waits until the manifests give a desired state for this gateway (reporting why not).
+/// Waits until the source gives a desired state for this gateway (reporting why not).
 async fn first_desired(source: &mut Source, config: &Config) -> GatewayDesired {
     let mut ticker = tokio::time::interval(config.poll);
     let mut reported = String::new();
     loop {
         ticker.tick().await;
-        if let Err(e) = source.poll() {
-            warn!("reading manifests: {e}");
+        source.poll();
+        if !source.synced() {
+            continue;
         }
-        match desired::gateway(&source.current().snapshot, &config.id) {
+        match desired::gateway(source.snapshot(), &config.id) {
             Ok(want) => return want,
             Err(e) => {
                 let text = e.to_string();
@@ -102,6 +103,8 @@ fn serve_metrics(addr: Option<std::net::SocketAddr>) -> (Arc<Metrics>, http::Rea
 
 /// Brings the gateway up: WireGuard, the datapath, the metrics endpoint and the health socket.
 async fn start(config: Config) -> anyhow::Result<Running> {
+    // First, so a bad --kubeconfig or a missing service account fails before the pod changes.
+    let mut source = Source::open(&config.origin, &config.id).await?;
     sysctl::router()?;
     let private_key = PrivateKey::from_file(&config.private_key)
         .with_context(|| format!("private key {}", config.private_key.display()))?;
@@ -109,7 +112,6 @@ async fn start(config: Config) -> anyhow::Result<Running> {
     let (_, local) = net.underlay(&config.underlay_dev).await?;
     sysctl::no_rp_filter(&config.underlay_dev)?;
 
-    let mut source = Source::new(&config.manifests, ManifestValidator::for_api()?);
     let current = first_desired(&mut source, &config).await;
     let endpoint = apply::resolve(&current).await.unwrap_or(None);
     let wg_config = apply::wireguard_config(&current, &private_key, endpoint)?;
@@ -237,9 +239,9 @@ impl Running {
     /// One tick: health timeout, manifests, apply when due, status, metrics.
     async fn step(&mut self) {
         self.health.tick();
-        let changed = clusterwire_daemon::manifests::poll(&mut self.source);
+        let changed = self.source.poll();
         if changed {
-            match desired::gateway(&self.source.current().snapshot, &self.config.id) {
+            match desired::gateway(self.source.snapshot(), &self.config.id) {
                 Ok(want) => {
                     if self.withdrawn {
                         info!("the peering's Configuration is back: applying it");
@@ -283,17 +285,21 @@ impl Running {
                 .as_ref()
                 .is_some_and(|w| w.value == status.value);
         if refresh || connection::should_write(self.written.as_ref(), &status) {
-            let mut conn =
-                connection::connection(&self.config.id, &self.current.remote_cluster_id, None);
+            let uid = self.source.gateway_uid(&self.config.id);
+            let mut conn = connection::connection(
+                &self.config.id,
+                &self.current.remote_cluster_id,
+                uid.as_deref(),
+            );
             conn.status = Some(status.clone());
-            match write_status(&self.config.manifests, &conn) {
-                Ok(_) => {
+            match self.source.write_status(&conn).await {
+                Ok(()) => {
                     // The write that says Connected keeps the latency provisional; the
                     // refresh after it ends that.
                     self.provisional_latency &= !refresh;
                     self.written = Some(status);
                 }
-                Err(e) => warn!("writing the Connection status: {e}"),
+                Err(e) => warn!("writing the Connection status: {e:#}"),
             }
         }
         sample(
