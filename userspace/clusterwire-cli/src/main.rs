@@ -3,11 +3,13 @@
 //! (simulated clusters joined by the real daemons, on this host), `generate` and `create` (the
 //! reference's resource verbs, printing Liqo-compatible objects), `inspect` (the pinned
 //! instances, read without their lock), `completion` (shell completion scripts), `network`
-//! (connecting two clusters, Liqo's `liqoctl network`).
+//! (connecting two clusters, Liqo's `liqoctl network`), `info` (this cluster's peers, Liqo's
+//! `liqoctl info`).
 #![forbid(unsafe_code)]
 
 mod completion;
 mod dataplane;
+mod info;
 mod inspect;
 mod lab;
 mod manifest;
@@ -47,6 +49,8 @@ enum Command {
     Completion(completion::Args),
     /// Connect two clusters, or remove their connection (needs both kubeconfigs).
     Network(network::Args),
+    /// Show this cluster's id and its peers: Configuration, gateway, Connection.
+    Info(info::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Network(args) => return Ok(network::run(args)),
+        Command::Info(args) => return Ok(info::run(&args)),
         Command::Selfcheck(args) => selfcheck::run(&args.try_into()?)?,
         Command::Dataplane(args) => dataplane::run(&args)?,
         Command::Lab(args) => lab::run(args)?,

@@ -12,6 +12,8 @@ const VERBS: &[&[&str]] = &[
     &["network", "connect"],
     &["network", "disconnect"],
     &["network", "reset"],
+    &["info"],
+    &["info", "peer"],
 ];
 
 fn golden(file: &str, actual: &str) {

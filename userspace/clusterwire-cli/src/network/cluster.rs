@@ -133,6 +133,17 @@ impl Cluster {
 
     /// Reads the cluster id from the identity ConfigMap.
     pub async fn identify(&mut self) -> Result<(), NetworkError> {
+        self.id = self.read_identity().await?;
+        self.say(&format!(
+            "Cluster identity correctly retrieved: {}",
+            self.id
+        ));
+        Ok(())
+    }
+
+    /// The cluster id of the identity ConfigMap (labelled
+    /// `app.kubernetes.io/name=clusterid-configmap`, key `CLUSTER_ID`), printing nothing.
+    pub async fn read_identity(&self) -> Result<String, NetworkError> {
         self.step("reading the cluster identity");
         let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
             Api::namespaced(self.client.clone(), &self.system_namespace);
@@ -145,19 +156,14 @@ impl Cluster {
             .iter()
             .find_map(|cm| cm.data.as_ref()?.get(CLUSTER_ID_KEY).cloned())
             .filter(|id| crate::manifest::dns_label(id).is_ok());
-        self.id = id.ok_or_else(|| NetworkError::NoClusterId {
+        id.ok_or_else(|| NetworkError::NoClusterId {
             side: self.side,
             namespace: self.system_namespace.clone(),
             flag_prefix: match self.side {
                 Side::Local => "",
                 Side::Remote => "remote-",
             },
-        })?;
-        self.say(&format!(
-            "Cluster identity correctly retrieved: {}",
-            self.id
-        ));
-        Ok(())
+        })
     }
 
     /// A namespaced API.

@@ -10,7 +10,7 @@
     reason = "doc comments are the --help text: kinds are spelled as users type them"
 )]
 
-mod cluster;
+pub mod cluster;
 mod connect;
 pub mod error;
 mod teardown;
@@ -166,7 +166,7 @@ pub struct TeardownArgs {
 }
 
 /// Parses `90`, `90s`, `1500ms`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());

@@ -1,5 +1,5 @@
 //! A fake Kubernetes API server on 127.0.0.1 for `cwctl network`: an in-memory object store
-//! (GET, list with a label selector, server-side-apply PATCH, POST, DELETE) and a stand-in
+//! (GET, list with a label selector, in one namespace or all, server-side-apply PATCH, POST, DELETE) and a stand-in
 //! controller that fills the statuses `connect` waits for. Every request is logged, so a test
 //! can assert which objects were written, in which order, and where the waits polled.
 
@@ -162,6 +162,16 @@ fn not_found() -> (u16, Value) {
     )
 }
 
+/// A namespaced collection path without its `/namespaces/<ns>` part (the path listing that
+/// collection across all namespaces).
+fn all_namespaces(collection: &str) -> String {
+    let parts: Vec<&str> = collection.split('/').collect();
+    match parts.iter().position(|p| *p == "namespaces") {
+        Some(i) if i + 2 < parts.len() => [&parts[..i], &parts[i + 2..]].concat().join("/"),
+        _ => collection.to_owned(),
+    }
+}
+
 fn is_object(path: &str) -> bool {
     let rest: Vec<_> = path.split('/').skip(1).collect();
     let tail = if rest.first() == Some(&"api") { 2 } else { 3 };
@@ -205,7 +215,10 @@ fn handle(
             let items: Vec<Value> = state
                 .objects
                 .iter()
-                .filter(|(p, _)| p.rsplit_once('/').is_some_and(|(c, _)| c == path))
+                .filter(|(p, _)| {
+                    p.rsplit_once('/')
+                        .is_some_and(|(c, _)| c == path || all_namespaces(c) == path)
+                })
                 .filter(|(_, o)| {
                     selector.as_ref().is_none_or(|s| {
                         let (k, v) = s.split_once('=').unwrap_or((s, ""));

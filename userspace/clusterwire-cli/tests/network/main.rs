@@ -1,9 +1,11 @@
 //! `cwctl network connect | disconnect | reset` against two fake API servers (one per cluster,
 //! `fake.rs`): the objects written on each side, in order, with the waits between them; an
 //! unreachable cluster, missing CRDs, a timeout and a refused confirmation each give their
-//! message and exit status, and a failure lists what it left in place.
+//! message and exit status, and a failure lists what it left in place. `info.rs`: `cwctl info`
+//! against one fake.
 
 mod fake;
+mod info;
 
 use std::{
     io::Write as _,
