@@ -1,6 +1,7 @@
 //! The Kubernetes source and the Connection writer against mock API servers (host tier).
 
 mod mock;
+mod rbac;
 
 use std::{
     collections::BTreeMap,
