@@ -25,6 +25,7 @@ pub mod internalnode;
 pub mod keys;
 pub mod leader;
 pub mod objects;
+pub mod rbac;
 pub mod status;
 pub mod template;
 
