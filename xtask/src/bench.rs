@@ -3,6 +3,10 @@
 //! `datapath`: the `datapath` bench target of `clusterwire-tests` (needs root), which times
 //! the TC programs through `BPF_PROG_TEST_RUN`; see `tests/benches/datapath.rs` for how rewrite
 //! paths are measured honestly despite the kernel rerunning the same buffer.
+//!
+//! `forward`: the `forward` bench target (needs root): a gateway namespace forwarding between
+//! two namespaces with plain routing, the reference's nftables rules and clusterwire's
+//! programs, in paired rounds; see `tests/benches/forward.rs`.
 use anyhow::bail;
 
 use crate::cmd;
@@ -10,11 +14,17 @@ use crate::cmd;
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The suite to run (`datapath`).
+    /// The suite to run (`datapath`, `forward`).
     pub suite: String,
-    /// Runs per measurement (`BPF_PROG_TEST_RUN` repeat).
+    /// Runs per measurement (`BPF_PROG_TEST_RUN` repeat; `datapath`).
     #[arg(long, default_value_t = 1_000_000)]
     pub repeat: u32,
+    /// Fewer, shorter rounds (`forward`: 3 rounds of 0.5 s instead of 7 of 1 s).
+    #[arg(long)]
+    pub quick: bool,
+    /// Paired rounds (`forward`; overrides the default and `--quick`).
+    #[arg(long)]
+    pub rounds: Option<u32>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -37,6 +47,30 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     .env("CW_BENCH_REPEAT", args.repeat.to_string()),
             )
         }
-        other => bail!("unknown benchmark suite {other:?} (known: datapath)"),
+        "forward" => {
+            if !cmd::is_root() {
+                bail!(
+                    "`cargo xtask bench forward` creates namespaces and loads eBPF programs: run it as root"
+                );
+            }
+            let mut cargo = cmd::host_cargo();
+            cargo.args([
+                "bench",
+                "-p",
+                "clusterwire-tests",
+                "--features",
+                "tier-netns",
+                "--bench",
+                "forward",
+            ]);
+            if args.quick {
+                cargo.env("CW_BENCH_QUICK", "1");
+            }
+            if let Some(rounds) = args.rounds {
+                cargo.env("CW_BENCH_ROUNDS", rounds.to_string());
+            }
+            cmd::run(&mut cargo)
+        }
+        other => bail!("unknown benchmark suite {other:?} (known: datapath, forward)"),
     }
 }
