@@ -7,9 +7,15 @@
 //! `forward`: the `forward` bench target (needs root): a gateway namespace forwarding between
 //! two namespaces with plain routing, the reference's nftables rules and clusterwire's
 //! programs, in paired rounds; see `tests/benches/forward.rs`.
+//!
+//! `converge`: the daemons' convergence at scale (5,000 nodes, 1,000 peerings); see
+//! `bench_converge.rs`.
 use anyhow::bail;
 
 use crate::cmd;
+
+#[path = "bench_converge.rs"]
+mod converge;
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -71,6 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
             cmd::run(&mut cargo)
         }
-        other => bail!("unknown benchmark suite {other:?} (known: datapath, forward)"),
+        "converge" => converge::run(),
+        other => bail!("unknown benchmark suite {other:?} (known: datapath, forward, converge)"),
     }
 }
