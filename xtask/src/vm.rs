@@ -56,6 +56,8 @@ const MODULES: &[&str] = &[
     // conntrack needs libcrc32c, whose crc32c implementation is only a soft dependency.
     "bridge",
     "crc32c_generic",
+    // `notrack` of the agents' CNI-masquerade bypass (a kernel with modprobe loads it on use).
+    "nft_ct",
     "nft_chain_nat",
     "nft_masq",
     "nft_nat",

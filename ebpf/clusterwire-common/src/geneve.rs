@@ -25,10 +25,12 @@ pub const GENEVE_ROUTES_MAP: &str = "CW_GENEVE_ROUTES";
 /// Name of the hash map of accepted peers ([`GenevePeerKey`] -> [`GenevePeer`]).
 pub const GENEVE_PEERS_MAP: &str = "CW_GENEVE_PEERS";
 
-/// Capacity of [`GENEVE_ROUTES_MAP`].
-pub const GENEVE_ROUTES_MAX: u32 = 4096;
-/// Capacity of [`GENEVE_PEERS_MAP`] (one entry per peer and VNI, plus one marker per peer).
-pub const GENEVE_PEERS_MAX: u32 = 8192;
+/// Capacity of [`GENEVE_ROUTES_MAP`]: a gateway holds two routes per node of its cluster (pod
+/// CIDR and internal address), so 32,768 nodes. An LPM trie allocates its entries on demand.
+pub const GENEVE_ROUTES_MAX: u32 = 65_536;
+/// Capacity of [`GENEVE_PEERS_MAP`] (one entry per peer and VNI, plus one marker per peer): a
+/// gateway accepts every node of its cluster, so 16,384 nodes.
+pub const GENEVE_PEERS_MAX: u32 = 32_768;
 
 /// The Geneve UDP port Liqo uses (not the IANA 6081).
 pub const GENEVE_DEFAULT_PORT: u16 = 6091;

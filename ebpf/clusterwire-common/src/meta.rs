@@ -11,8 +11,9 @@ pub const META_MAP: &str = "CW_META";
 /// pin names). Bumped whenever a change makes pins of the previous version unusable; a process
 /// finding pins of another version refuses to adopt them and names both versions.
 ///
-/// Version 1 was wave 1's loader, which pinned maps only and wrote no `CW_META`.
-pub const LAYOUT_VERSION: u32 = 2;
+/// Version 1 was wave 1's loader, which pinned maps only and wrote no `CW_META`; version 2 had
+/// Geneve maps of 4,096 routes and 8,192 peers (a gateway of more than 2,047 nodes overflowed).
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// `InstanceMeta::role` of a gateway instance (NAT and Geneve maps).
 pub const ROLE_GATEWAY: u32 = 1;
