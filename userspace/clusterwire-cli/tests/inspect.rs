@@ -144,7 +144,10 @@ fn inspect_decodes_a_live_instance_without_its_lock() {
     assert_eq!(got["name"], json!(name));
     assert_eq!(got["role"], json!("gateway"));
     assert_eq!(got["peer_id"], json!(7));
-    assert_eq!(got["layout_version"], json!(2));
+    assert_eq!(
+        got["layout_version"],
+        json!(clusterwire_common::meta::LAYOUT_VERSION)
+    );
     assert_eq!(got["problems"], json!([]));
     assert_eq!(
         got["nat"],

@@ -385,9 +385,11 @@ const FAILURES: &[(&[&str], i32, &[&str])] = &[
             "s",
             "--remote-cluster-id",
             "cl01",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
         ],
         1,
-        &["--kubeconfig support", "-o yaml"],
+        &["kubeconfig /nonexistent/kubeconfig", "No such file"],
     ),
     (
         &["generate", "configuration", "--pod-cidr", "10.0.0.0/16"],

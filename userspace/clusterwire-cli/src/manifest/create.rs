@@ -1,12 +1,12 @@
 //! `cwctl create configuration | gatewayserver | gatewayclient | publickey`: one object from
-//! flags, printed with `-o yaml|json` (applying it needs the Kubernetes client cwctl does not
-//! have yet).
+//! flags, printed with `-o yaml|json` or applied to a cluster (`--kubeconfig`, `--context`;
+//! server-side apply, field manager `cwctl`).
 #![expect(
     clippy::doc_markdown,
     reason = "doc comments are the --help text: kinds are spelled as users type them"
 )]
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use clusterwire_api::{
     common::{CidrList, GATEWAY_PORT_DEFAULT, Ip, MTU_DEFAULT, MTU_MAX, MTU_MIN},
@@ -21,6 +21,8 @@ use clusterwire_api::{
 use clusterwire_links::wireguard::PublicKey as WgPublicKey;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::network::cluster::Access;
 
 use super::{
     CLUSTERWIRE_NAMESPACE, Format, ManifestError, dns_label, emit, generate::public_key_object,
@@ -64,6 +66,48 @@ struct Common {
     /// Print the object in this format instead of applying it.
     #[arg(short, long, value_enum)]
     output: Option<Format>,
+    /// Kubeconfig of the cluster to apply to (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, conflicts_with = "output")]
+    kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig (default: its current context).
+    #[arg(long, conflicts_with = "output")]
+    context: Option<String>,
+}
+
+impl Common {
+    /// Where the object goes.
+    fn target(&self) -> Target {
+        Target {
+            output: self.output,
+            access: Access {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            },
+        }
+    }
+}
+
+/// Printed with `-o`, or applied to the cluster of `access`.
+struct Target {
+    output: Option<Format>,
+    access: Access,
+}
+
+impl Target {
+    fn deliver<K>(&self, kind: &'static str, object: &K) -> Result<(), ManifestError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match self.output {
+            Some(format) => emit(kind, object, format),
+            None => super::apply::apply(object, &self.access),
+        }
+    }
 }
 
 /// `cwctl create configuration`.
@@ -189,20 +233,20 @@ impl From<ProtocolArg> for Protocol {
 pub fn run(args: Args) -> Result<(), ManifestError> {
     match args.command {
         Command::Configuration(args) => {
-            let output = args.common.output;
-            emit("Configuration", &configuration(args), output)
+            let target = args.common.target();
+            target.deliver("Configuration", &configuration(args))
         }
         Command::Gatewayserver(args) => {
-            let output = args.common.output;
-            emit("GatewayServer", &gateway_server(args)?, output)
+            let target = args.common.target();
+            target.deliver("GatewayServer", &gateway_server(args)?)
         }
         Command::Gatewayclient(args) => {
-            let output = args.common.output;
-            emit("GatewayClient", &gateway_client(args), output)
+            let target = args.common.target();
+            target.deliver("GatewayClient", &gateway_client(args))
         }
         Command::Publickey(args) => {
-            let output = args.common.output;
-            emit("PublicKey", &public_key(args)?, output)
+            let target = args.common.target();
+            target.deliver("PublicKey", &public_key(args)?)
         }
     }
 }

@@ -93,11 +93,11 @@ pub fn run(args: Args) -> Result<(), ManifestError> {
     match args.command {
         Command::Configuration(args) => {
             let output = args.output;
-            emit("Configuration", &configuration(args)?, Some(output))
+            emit("Configuration", &configuration(args)?, output)
         }
         Command::Publickey(args) => {
             let output = args.output;
-            emit("PublicKey", &public_key(args)?, Some(output))
+            emit("PublicKey", &public_key(args)?, output)
         }
     }
 }

@@ -1,10 +1,10 @@
 //! `cwctl generate` and `cwctl create`: the reference's (liqoctl's) resource verbs, building
-//! `clusterwire-api` objects and printing them with `-o yaml|json`.
-//!
-//! Applying to a cluster needs a Kubernetes client, which cwctl does not have yet: without `-o`,
-//! `create` fails with [`ManifestError::ApplyNotBuilt`], and what `generate` would read from the
-//! cluster is given with flags instead (clusterwire additions, named in each verb's help).
+//! `clusterwire-api` objects, printed with `-o yaml|json`; without `-o`, `create` applies the
+//! object to the cluster of `--kubeconfig`/`--context` (server-side apply, [`apply`]). What
+//! `generate` would read from the cluster is given with flags instead (clusterwire additions,
+//! named in each verb's help).
 
+pub mod apply;
 pub mod create;
 pub mod generate;
 
@@ -25,15 +25,12 @@ pub enum Format {
 /// Why a `generate` or `create` command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// Applying to a cluster needs the Kubernetes client cwctl does not have yet.
-    #[error(
-        "applying the {kind} to a cluster needs --kubeconfig support, which cwctl does not have \
-         yet; print it with `-o yaml` (or `-o json`) and apply it with `kubectl apply -f -`"
-    )]
-    ApplyNotBuilt {
-        /// Kind of the object that would have been applied.
-        kind: &'static str,
-    },
+    /// Applying the object to the cluster failed.
+    #[error(transparent)]
+    Apply(Box<crate::network::error::NetworkError>),
+    /// The runtime for the Kubernetes client could not start.
+    #[error("starting the Kubernetes client's runtime failed")]
+    Runtime(#[source] std::io::Error),
     /// A value the reference reads from the cluster was not given as a flag.
     #[error(
         "{what} is read from the cluster by the reference, which needs --kubeconfig support \
@@ -68,14 +65,12 @@ pub enum ManifestError {
     },
 }
 
-/// Prints `object` (a `kind`) in `format` on stdout, or fails with
-/// [`ManifestError::ApplyNotBuilt`] when no format is given (which means "apply").
+/// Prints `object` (a `kind`) in `format` on stdout.
 pub fn emit<T: Serialize>(
     kind: &'static str,
     object: &T,
-    format: Option<Format>,
+    format: Format,
 ) -> Result<(), ManifestError> {
-    let format = format.ok_or(ManifestError::ApplyNotBuilt { kind })?;
     print!("{}", render(kind, object, format)?);
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! `fake.rs`): the objects written on each side, in order, with the waits between them; an
 //! unreachable cluster, missing CRDs, a timeout and a refused confirmation each give their
 //! message and exit status, and a failure lists what it left in place. `info.rs`: `cwctl info`
-//! against one fake.
+//! against one fake; `create.rs`: `cwctl create` applying to one fake.
 
+mod create;
 mod fake;
 mod info;
 
