@@ -3,6 +3,7 @@
 //! - [`net`]: links, addresses and routes over rtnetlink, routes reconciled by diff and marked
 //!   with clusterwire's route protocol so stale ones are found without a state file;
 //! - [`geneve`]: the Geneve end, a kernel `collect_md` device or eBPF-native;
+//! - [`origin`]: `--manifests DIR` or `--kubernetes`, and the Kubernetes client;
 //! - [`sysctl`]: per-namespace sysctls;
 //! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint;
 //! - [`logging`]: the tracing subscriber;
@@ -15,4 +16,5 @@ pub mod logging;
 pub mod manifests;
 pub mod net;
 pub mod netns;
+pub mod origin;
 pub mod sysctl;
