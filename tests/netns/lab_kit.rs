@@ -115,24 +115,28 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// The kernel's Geneve and WireGuard capabilities, probed in a fresh namespace tagged `tag`.
+pub fn probe_kernel(
+    tag: &str,
+) -> Result<clusterwire_links::KernelCapabilities, clusterwire_links::LinkError> {
+    clusterwire_tests::netns::NetNs::new(tag).enter(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
+            tokio::spawn(connection);
+            clusterwire_links::probe_kernel(&handle).await
+        })
+    })
+}
+
 /// Whether this kernel has the WireGuard and Geneve drivers (probed in a fresh namespace). Where
 /// it does not, `test` says it was skipped and why, unless `CW_REQUIRE_KERNEL_DRIVERS` is set
 /// (the VM tier, whose kernels have both): there a missing driver fails the test.
 pub fn kernel_drivers(test: &str) -> bool {
-    let ns = clusterwire_tests::netns::NetNs::new("drv");
-    let caps = ns
-        .enter(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            runtime.block_on(async {
-                let (connection, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
-                tokio::spawn(connection);
-                clusterwire_links::probe_kernel(&handle).await
-            })
-        })
-        .expect("kernel capability probe");
+    let caps = probe_kernel("drv").expect("kernel capability probe");
     let missing: Vec<String> = [("geneve", &caps.geneve), ("wireguard", &caps.wireguard)]
         .into_iter()
         .filter(|(_, cap)| !cap.is_available())

@@ -93,19 +93,7 @@ fn probe_attached_to_a_veth_counts_exactly_the_packets_sent() {
 
 #[test]
 fn kernel_capability_probe_gives_a_clear_result_here() {
-    let ns = NetNs::new("caps");
-    let caps = ns.enter(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        runtime.block_on(async {
-            let (connection, handle, _) = rtnetlink::new_connection().expect("rtnetlink");
-            tokio::spawn(connection);
-            clusterwire_links::probe_kernel(&handle).await
-        })
-    });
-    let caps = caps.expect("the probe reports capabilities, not an error");
+    let caps = lab_kit::probe_kernel("caps").expect("the probe reports capabilities, not an error");
     println!("geneve: {}\nwireguard: {}", caps.geneve, caps.wireguard);
     for (what, cap) in [("geneve", &caps.geneve), ("wireguard", &caps.wireguard)] {
         if let clusterwire_links::Capability::Unavailable { reason } = cap {

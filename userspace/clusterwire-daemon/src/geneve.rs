@@ -198,22 +198,12 @@ impl GeneveEnd {
             for hook in [Hook::GeneveEncap, Hook::GeneveDecap] {
                 instance
                     .detach(hook, &attachment.device)
-                    .map_err(|source| GeneveEndError::Attach {
-                        action: "detaching",
-                        hook,
-                        device: attachment.device.clone(),
-                        source: Box::new(source),
-                    })?;
+                    .map_err(attach_error("detaching", hook, &attachment.device))?;
             }
         }
         instance
             .attach(Hook::GeneveEncap, device)
-            .map_err(|source| GeneveEndError::Attach {
-                action: "attaching",
-                hook: Hook::GeneveEncap,
-                device: device.to_owned(),
-                source: Box::new(source),
-            })?;
+            .map_err(attach_error("attaching", Hook::GeneveEncap, device))?;
         info!(device, ifindex, "kernel Geneve device ready");
         Ok(Self::Kernel {
             device: device.to_owned(),
@@ -275,20 +265,7 @@ impl GeneveEnd {
                 let Some(device) = net.link_name(oif).await? else {
                     return Ok(None);
                 };
-                if !attached.contains(&device) {
-                    for hook in [Hook::GeneveEncap, Hook::GeneveDecap] {
-                        instance.attach(hook, &device).map_err(|source| {
-                            GeneveEndError::Attach {
-                                action: "attaching",
-                                hook,
-                                device: device.clone(),
-                                source: Box::new(source),
-                            }
-                        })?;
-                    }
-                    info!(device, "eBPF Geneve programs attached");
-                    attached.insert(device);
-                }
+                attach_ebpf(instance, attached, &device)?;
                 Ok(Some(GenevePath {
                     route: RouteSpec {
                         oif,
@@ -320,24 +297,44 @@ impl GeneveEnd {
         instance: &mut Instance,
         device: &str,
     ) -> Result<(), GeneveEndError> {
-        let Self::Ebpf { attached } = self else {
-            return Ok(());
-        };
-        if attached.contains(device) {
-            return Ok(());
+        match self {
+            Self::Ebpf { attached } => attach_ebpf(instance, attached, device),
+            Self::Kernel { .. } => Ok(()),
         }
-        for hook in [Hook::GeneveEncap, Hook::GeneveDecap] {
-            instance
-                .attach(hook, device)
-                .map_err(|source| GeneveEndError::Attach {
-                    action: "attaching",
-                    hook,
-                    device: device.to_owned(),
-                    source: Box::new(source),
-                })?;
-        }
-        attached.insert(device.to_owned());
-        Ok(())
+    }
+}
+
+/// Attaches encapsulation and decapsulation to `device` once (eBPF mode).
+fn attach_ebpf(
+    instance: &mut Instance,
+    attached: &mut BTreeSet<String>,
+    device: &str,
+) -> Result<(), GeneveEndError> {
+    if attached.contains(device) {
+        return Ok(());
+    }
+    for hook in [Hook::GeneveEncap, Hook::GeneveDecap] {
+        instance
+            .attach(hook, device)
+            .map_err(attach_error("attaching", hook, device))?;
+    }
+    info!(device, "eBPF Geneve programs attached");
+    attached.insert(device.to_owned());
+    Ok(())
+}
+
+/// The error of `action` (attaching / detaching) `hook` on `device`.
+fn attach_error(
+    action: &'static str,
+    hook: Hook,
+    device: &str,
+) -> impl FnOnce(InstanceError) -> GeneveEndError {
+    let device = device.to_owned();
+    move |source| GeneveEndError::Attach {
+        action,
+        hook,
+        device,
+        source: Box::new(source),
     }
 }
 
