@@ -1,16 +1,13 @@
 //! `status.endpoint` of a `GatewayServer` from its Service, as the reference computes it:
 //! `LoadBalancer` -> the ingress addresses and the service port; `NodePort` -> the address of
-//! the node running the (active) gateway pod and the node port; `ClusterIP` -> the cluster IPs
-//! and the service port. The protocol is the first port's.
+//! the node running the active gateway pod ([`crate::activepod`]) and the node port;
+//! `ClusterIP` -> the cluster IPs and the service port. The protocol is the first port's.
 
 use clusterwire_api::networking::gateway::{EndpointStatus, Protocol};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::{Api, Client, api::ListParams};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::{Api, Client};
 
 use crate::Error;
-
-/// Label the active replica of a gateway carries.
-pub const ACTIVE_LABEL: &str = "networking.liqo.io/active";
 
 fn pending(service: &Service, reason: &'static str) -> Error {
     Error::EndpointPending {
@@ -19,8 +16,13 @@ fn pending(service: &Service, reason: &'static str) -> Error {
     }
 }
 
-/// The endpoint remote clients reach the gateway at.
-pub async fn endpoint(client: &Client, service: &Service) -> Result<EndpointStatus, Error> {
+/// The endpoint remote clients reach the gateway at; `node` is the node of the active gateway
+/// pod (needed for `NodePort` only).
+pub async fn endpoint(
+    client: &Client,
+    service: &Service,
+    node: Option<&str>,
+) -> Result<EndpointStatus, Error> {
     let spec = service
         .spec
         .as_ref()
@@ -54,7 +56,7 @@ pub async fn endpoint(client: &Client, service: &Service) -> Result<EndpointStat
             let node_port = port
                 .node_port
                 .ok_or_else(|| pending(service, "no node port allocated yet"))?;
-            (vec![node_address(client, service).await?], node_port)
+            (vec![node_address(client, service, node).await?], node_port)
         }
         _ => {
             let addresses: Vec<String> = spec
@@ -79,43 +81,14 @@ pub async fn endpoint(client: &Client, service: &Service) -> Result<EndpointStat
     })
 }
 
-/// The address (external, else internal) of the node running the gateway pod the Service
-/// selects, the active replica first.
-async fn node_address(client: &Client, service: &Service) -> Result<String, Error> {
-    let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
-    let selector = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.as_ref())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| pending(service, "no pod selector"))?
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods.list(&ListParams::default().labels(&selector)).await?;
-    let scheduled = |p: &&Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
-    let active = |p: &&Pod| {
-        p.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(ACTIVE_LABEL))
-            .is_some_and(|v| v == "true")
-    };
-    let pod = list
-        .items
-        .iter()
-        .filter(scheduled)
-        .find(active)
-        .or_else(|| list.items.iter().find(scheduled))
-        .ok_or_else(|| pending(service, "no gateway pod scheduled yet"))?;
-    let node_name = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default();
-    let node = Api::<Node>::all(client.clone()).get(&node_name).await?;
+/// The address (external, else internal) of the node running the active gateway pod.
+async fn node_address(
+    client: &Client,
+    service: &Service,
+    node: Option<&str>,
+) -> Result<String, Error> {
+    let node_name = node.ok_or_else(|| pending(service, "no active gateway pod yet"))?;
+    let node = Api::<Node>::all(client.clone()).get(node_name).await?;
     let addresses = node.status.and_then(|s| s.addresses).unwrap_or_default();
     ["ExternalIP", "InternalIP"]
         .iter()

@@ -60,6 +60,32 @@ pub enum Error {
         /// What is missing.
         reason: &'static str,
     },
+    /// No gateway pod is active yet (none running, none labelled active among several, no
+    /// pod IP yet), or more than one carries the active label.
+    #[error("deployment {deployment}: {reason}")]
+    GatewayPodPending {
+        /// The gateway's Deployment.
+        deployment: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The gateway's Configuration (same namespace, same remote cluster id) is missing or not
+    /// remapped yet, so its `InternalFabric` has no remote CIDRs to route.
+    #[error("no remapped Configuration for cluster {cluster_id} in namespace {namespace}: {reason}")]
+    ConfigurationPending {
+        /// The remote cluster id.
+        cluster_id: String,
+        /// The gateway's namespace.
+        namespace: String,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// An IP resource names a Network: only the external CIDR is supported.
+    #[error("spec.networkRef {network}: only the external CIDR (no networkRef) is supported")]
+    NetworkRefUnsupported {
+        /// `namespace/name` of the referenced Network.
+        network: String,
+    },
     /// Serializing an object failed (a bug, reported rather than panicking).
     #[error("serialize: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -82,6 +108,9 @@ impl Error {
             Self::TemplateMissing { .. } => "template_missing",
             Self::TemplateInvalid { .. } => "template_invalid",
             Self::EndpointPending { .. } => "endpoint_pending",
+            Self::GatewayPodPending { .. } => "gateway_pod_pending",
+            Self::ConfigurationPending { .. } => "configuration_pending",
+            Self::NetworkRefUnsupported { .. } => "network_ref_unsupported",
             Self::Serialize(_) => "serialize",
         }
     }
@@ -93,6 +122,9 @@ impl Error {
             Self::Ipam(IpamError::NoPool { .. }) => "NoPool",
             Self::Ipam(IpamError::AddressesExhausted { .. }) => "AddressesExhausted",
             Self::Ipam(IpamError::InvalidCidr { .. }) => "InvalidCIDR",
+            Self::Ipam(IpamError::KeyConflict { .. } | IpamError::RestoreConflict { .. }) => {
+                "AddressConflict"
+            }
             Self::Ipam(_) => "RemapFailed",
             Self::Kube(_) | Self::Finalizer(_) | Self::Unnamed { .. } | Self::Serialize(_) => {
                 "ReconcileFailed"
@@ -102,6 +134,21 @@ impl Error {
             Self::TemplateMissing { .. } => "TemplateNotFound",
             Self::TemplateInvalid { .. } => "TemplateInvalid",
             Self::EndpointPending { .. } => "EndpointPending",
+            Self::GatewayPodPending { .. } => "GatewayPodPending",
+            Self::ConfigurationPending { .. } => "ConfigurationPending",
+            Self::NetworkRefUnsupported { .. } => "NetworkRefUnsupported",
+        }
+    }
+}
+
+impl Error {
+    /// The error inside a finalizer's apply or cleanup, so its message and reason are the
+    /// reconcile's own.
+    pub fn from_finalizer(e: kube::runtime::finalizer::Error<Self>) -> Self {
+        match e {
+            kube::runtime::finalizer::Error::ApplyFailed(inner)
+            | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+            other => Self::Finalizer(Box::new(other)),
         }
     }
 }

@@ -1,15 +1,22 @@
 //! The `GatewayServer` / `GatewayClient` reconciler: a key pair generated once into Secret
 //! `gw-<name>` (or the Secret `spec.secretRef` names, checked, never written), the referenced
 //! template rendered into the gateway's objects (owned by the gateway, so deleting the gateway
-//! deletes them: no finalizer needed), `status.secretRef` and, for servers, `status.endpoint`
-//! from the Service. A problem with the inputs is condition `Ready=False` with a reason naming
-//! it, an event when it changes, and a retry with backoff.
+//! deletes them), the RBAC bindings of its `ServiceAccount` ([`crate::binding`]), its active
+//! pod ([`crate::activepod`]) in `status.internalEndpoint` and its `InternalFabric`
+//! ([`crate::internalfabric`]), `status.secretRef` and, for servers, `status.endpoint` from
+//! the Service. The finalizer `clusterwire.liqo.io/gateway` deletes what ownership cannot
+//! (the `ClusterRoleBinding`) and frees the fabric's internal address. A problem with the
+//! inputs is condition `Ready=False` with a reason naming it, an event when it changes, and a
+//! retry with backoff.
 
-use std::sync::Arc;
+use std::{fmt::Write as _, sync::Arc};
 
 use clusterwire_api::{
     common::REMOTE_CLUSTER_ID_LABEL,
-    networking::{GatewayClient, GatewayServer, WgGatewayClientTemplate, WgGatewayServerTemplate},
+    networking::{
+        GatewayClient, GatewayServer, WgGatewayClientTemplate, WgGatewayServerTemplate,
+        gateway::{EndpointStatus, InternalGatewayEndpoint},
+    },
 };
 use k8s_openapi::{
     api::apps::v1::Deployment,
@@ -19,16 +26,20 @@ use k8s_openapi::{
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams, PostParams},
-    runtime::controller::Action,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+    },
 };
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Error,
+    Error, activepod,
     apply::ensure,
+    binding::{self, Subject},
     context::{Context, FIELD_MANAGER},
     endpoint::endpoint,
-    keys,
+    internalfabric, keys,
     objects::{self, Common, resource_name},
     status::set_condition,
     template::{TemplateData, render},
@@ -36,6 +47,8 @@ use crate::{
 
 /// The condition a gateway's status carries.
 pub const CONDITION: &str = "Ready";
+/// The finalizer that removes a gateway's `ClusterRoleBinding` and frees its fabric address.
+pub const FINALIZER: &str = "clusterwire.liqo.io/gateway";
 
 /// Server or client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +85,7 @@ struct Gateway<'a> {
     spec: Value,
     template_ref: Option<&'a ObjectReference>,
     secret_ref: Option<&'a str>,
+    mtu: Option<i32>,
     object_ref: ObjectReference,
 }
 
@@ -86,6 +100,7 @@ impl<'a> Gateway<'a> {
         spec: Value,
         template_ref: Option<&'a ObjectReference>,
         secret_ref: Option<&'a str>,
+        mtu: Option<i32>,
     ) -> Result<Self, Error> {
         let meta = obj.meta();
         Ok(Self {
@@ -100,8 +115,20 @@ impl<'a> Gateway<'a> {
             spec,
             template_ref,
             secret_ref,
+            mtu,
             object_ref: obj.object_ref(&()),
         })
+    }
+
+    fn owner(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: "networking.liqo.io/v1beta1".to_owned(),
+            kind: self.mode.kind().to_owned(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
     }
 
     fn key(&self) -> String {
@@ -114,9 +141,11 @@ impl<'a> Gateway<'a> {
     }
 }
 
-/// What a successful render leaves: the Secret in use and the Service (servers).
+/// What a successful render leaves: the Secret in use, the live Deployment and Service
+/// (servers).
 struct Rendered {
     secret: ObjectReference,
+    deployment: Deployment,
     service: Option<Service>,
     template: String,
 }
@@ -196,14 +225,7 @@ async fn render_gateway(gw: &Gateway<'_>, ctx: &Context) -> Result<Rendered, Err
     let cluster_id = gw.cluster_id.ok_or(Error::MissingClusterId {
         label: REMOTE_CLUSTER_ID_LABEL,
     })?;
-    let owner = OwnerReference {
-        api_version: "networking.liqo.io/v1beta1".to_owned(),
-        kind: gw.mode.kind().to_owned(),
-        name: gw.name.clone(),
-        uid: gw.uid.clone(),
-        controller: Some(true),
-        block_owner_deletion: None,
-    };
+    let owner = gw.owner();
     let secret = ensure_secret(gw, ctx, &owner, cluster_id).await?;
     let (described, template) = fetch_template(gw, ctx).await?;
     let secret_name = gw.secret_name();
@@ -242,9 +264,17 @@ async fn render_gateway(gw: &Gateway<'_>, ctx: &Context) -> Result<Rendered, Err
             value,
         )
         .await?;
+        let subject = Subject {
+            namespace: &gw.namespace,
+            gateway: &gw.name,
+            service_account: name,
+            owner: &owner,
+            labels: &labels,
+        };
+        binding::ensure_bindings(client, &subject).await?;
     }
     let (name, value) = &objects.deployment;
-    ensure(
+    let (deployment, _) = ensure(
         &Api::<Deployment>::namespaced(client.clone(), &gw.namespace),
         name,
         value,
@@ -259,9 +289,71 @@ async fn render_gateway(gw: &Gateway<'_>, ctx: &Context) -> Result<Rendered, Err
     };
     Ok(Rendered {
         secret,
+        deployment,
         service,
         template: described,
     })
+}
+
+/// What the reconcile observes into the status of either kind.
+#[derive(Debug, Default)]
+struct Observed {
+    secret_ref: Option<ObjectReference>,
+    endpoint: Option<EndpointStatus>,
+    internal_endpoint: Option<InternalGatewayEndpoint>,
+}
+
+/// Renders the gateway, finds its active pod and keeps its `InternalFabric`; fills `observed`
+/// with what it learns on the way (also when a later step fails). Returns the condition's
+/// message.
+async fn observe(gw: &Gateway<'_>, ctx: &Context, observed: &mut Observed) -> Result<String, Error> {
+    let rendered = render_gateway(gw, ctx).await?;
+    observed.secret_ref = Some(rendered.secret.clone());
+    let pod = activepod::find(&ctx.client, &rendered.deployment).await;
+    let public = match (gw.mode, &rendered.service) {
+        (Mode::Client, _) => None,
+        (Mode::Server, None) => Some(Err(Error::EndpointPending {
+            service: resource_name(&gw.name),
+            reason: "the template renders no Service",
+        })),
+        (Mode::Server, Some(service)) => {
+            let node = pod.as_ref().ok().map(|p| p.node.as_str());
+            Some(endpoint(&ctx.client, service, node).await)
+        }
+    };
+    if let Some(Ok(e)) = &public {
+        observed.endpoint = Some(e.clone());
+    }
+    let pod = pod?;
+    observed.internal_endpoint = Some(pod.internal_endpoint());
+    let cluster_id = gw.cluster_id.ok_or(Error::MissingClusterId {
+        label: REMOTE_CLUSTER_ID_LABEL,
+    })?;
+    let owner = gw.owner();
+    let fabric = internalfabric::Gateway {
+        namespace: &gw.namespace,
+        cluster_id,
+        owner: &owner,
+        mtu: gw.mtu,
+        pod: &pod,
+    };
+    internalfabric::ensure(ctx, &fabric).await?;
+    let mut message = format!("rendered from {}", rendered.template);
+    if let Some(public) = public {
+        let e = public?;
+        let _ = write!(
+            message,
+            "; endpoint {}:{}",
+            e.addresses.join(","),
+            e.port.unwrap_or_default()
+        );
+    }
+    let _ = write!(
+        message,
+        "; active pod {} ({} on {})",
+        pod.name, pod.ip, pod.node
+    );
+    Ok(message)
 }
 
 /// Conditions after `result`; `Some(event)` when the condition changed.
@@ -334,8 +426,39 @@ where
     Ok(Action::await_change())
 }
 
-/// Reconciles one `GatewayServer`.
+/// Reconciles one `GatewayServer` (through the finalizer).
 pub async fn reconcile_server(gws: Arc<GatewayServer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = gws.namespace().ok_or_else(|| unnamed(Mode::Server))?;
+    let api: Api<GatewayServer> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, gws, |event| async {
+        match event {
+            Finalizer::Apply(gws) => apply_server(&gws, &api, &ctx).await,
+            Finalizer::Cleanup(gws) => cleanup(Mode::Server, gws.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+/// Reconciles one `GatewayClient` (through the finalizer).
+pub async fn reconcile_client(gwc: Arc<GatewayClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = gwc.namespace().ok_or_else(|| unnamed(Mode::Client))?;
+    let api: Api<GatewayClient> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, gwc, |event| async {
+        match event {
+            Finalizer::Apply(gwc) => apply_client(&gwc, &api, &ctx).await,
+            Finalizer::Cleanup(gwc) => cleanup(Mode::Client, gwc.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+async fn apply_server(
+    gws: &GatewayServer,
+    api: &Api<GatewayServer>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let spec = serde_json::to_value(&gws.spec).map_err(Error::Serialize)?;
     let secret_ref = gws
         .spec
@@ -345,35 +468,19 @@ pub async fn reconcile_server(gws: Arc<GatewayServer>, ctx: Arc<Context>) -> Res
         .filter(|n| !n.is_empty());
     let gw = Gateway::new(
         Mode::Server,
-        gws.as_ref(),
+        gws,
         spec,
         gws.spec.server_template_ref.as_ref(),
         secret_ref,
+        gws.spec.mtu,
     )?;
     let old = gws.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    let result = match render_gateway(&gw, &ctx).await {
-        Ok(rendered) => {
-            status.secret_ref = Some(rendered.secret);
-            match &rendered.service {
-                Some(service) => endpoint(&ctx.client, service).await.map(|e| {
-                    let text = format!(
-                        "rendered from {}; endpoint {}:{}",
-                        rendered.template,
-                        e.addresses.join(","),
-                        e.port.unwrap_or_default()
-                    );
-                    status.endpoint = Some(e);
-                    text
-                }),
-                None => Err(Error::EndpointPending {
-                    service: resource_name(&gw.name),
-                    reason: "the template renders no Service",
-                }),
-            }
-        }
-        Err(e) => Err(e),
+    let mut observed = Observed {
+        secret_ref: old.secret_ref.clone(),
+        endpoint: old.endpoint.clone(),
+        internal_endpoint: old.internal_endpoint.clone(),
     };
+    let result = observe(&gw, ctx, &mut observed).await;
     if let Err(e) = &result
         && transient(e)
     {
@@ -384,20 +491,26 @@ pub async fn reconcile_server(gws: Arc<GatewayServer>, ctx: Arc<Context>) -> Res
         &old.common.conditions,
         result.as_ref().map(String::clone),
         generation,
-        &ctx,
+        ctx,
     );
+    let mut status = old.clone();
+    status.secret_ref = observed.secret_ref;
+    status.endpoint = observed.endpoint;
+    status.internal_endpoint = observed.internal_endpoint;
     status.common.conditions = conditions;
     status.common.observed_generation = generation;
     let write = (status != old)
         .then(|| serde_json::to_value(&status))
         .transpose()
         .map_err(Error::Serialize)?;
-    let api: Api<GatewayServer> = Api::namespaced(ctx.client.clone(), &gw.namespace);
-    finish(&gw, &ctx, &api, write, event, result.err()).await
+    finish(&gw, ctx, api, write, event, result.err()).await
 }
 
-/// Reconciles one `GatewayClient`.
-pub async fn reconcile_client(gwc: Arc<GatewayClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn apply_client(
+    gwc: &GatewayClient,
+    api: &Api<GatewayClient>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let spec = serde_json::to_value(&gwc.spec).map_err(Error::Serialize)?;
     let secret_ref = gwc
         .spec
@@ -407,17 +520,19 @@ pub async fn reconcile_client(gwc: Arc<GatewayClient>, ctx: Arc<Context>) -> Res
         .filter(|n| !n.is_empty());
     let gw = Gateway::new(
         Mode::Client,
-        gwc.as_ref(),
+        gwc,
         spec,
         gwc.spec.client_template_ref.as_ref(),
         secret_ref,
+        gwc.spec.mtu,
     )?;
     let old = gwc.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    let result = render_gateway(&gw, &ctx).await.map(|rendered| {
-        status.secret_ref = Some(rendered.secret);
-        format!("rendered from {}", rendered.template)
-    });
+    let mut observed = Observed {
+        secret_ref: old.secret_ref.clone(),
+        endpoint: None,
+        internal_endpoint: old.internal_endpoint.clone(),
+    };
+    let result = observe(&gw, ctx, &mut observed).await;
     if let Err(e) = &result
         && transient(e)
     {
@@ -428,16 +543,44 @@ pub async fn reconcile_client(gwc: Arc<GatewayClient>, ctx: Arc<Context>) -> Res
         &old.common.conditions,
         result.as_ref().map(String::clone),
         generation,
-        &ctx,
+        ctx,
     );
+    let mut status = old.clone();
+    status.secret_ref = observed.secret_ref;
+    status.internal_endpoint = observed.internal_endpoint;
     status.common.conditions = conditions;
     status.common.observed_generation = generation;
     let write = (status != old)
         .then(|| serde_json::to_value(&status))
         .transpose()
         .map_err(Error::Serialize)?;
-    let api: Api<GatewayClient> = Api::namespaced(ctx.client.clone(), &gw.namespace);
-    finish(&gw, &ctx, &api, write, event, result.err()).await
+    finish(&gw, ctx, api, write, event, result.err()).await
+}
+
+/// The gateway is being deleted: its namespaced objects go with it (owner references); the
+/// `ClusterRoleBinding` is deleted here and the fabric's internal address freed.
+async fn cleanup<K: Resource<DynamicType = ()>>(
+    mode: Mode,
+    gw: &K,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let meta = gw.meta();
+    let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Err(unnamed(mode));
+    };
+    binding::remove(&ctx.client, namespace, name).await?;
+    if let Some(cluster_id) = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REMOTE_CLUSTER_ID_LABEL))
+    {
+        let freed = internalfabric::release(&mut ctx.ipam(), namespace, cluster_id);
+        if !freed.is_empty() {
+            tracing::info!(gateway = %format!("{namespace}/{name}"), ?freed, "fabric address released");
+        }
+    }
+    ctx.succeeded(&format!("{}/{namespace}/{name}", mode.kind()));
+    Ok(Action::await_change())
 }
 
 /// Retry with backoff after a failed reconcile of a gateway.

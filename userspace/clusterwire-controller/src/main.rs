@@ -1,7 +1,7 @@
 //! `clusterwire-controller`: parses its configuration, rebuilds the IPAM from the
-//! Configurations' statuses and the `InternalNode`s, then runs the Configuration,
-//! `GatewayServer`, `GatewayClient` and `InternalNode` (per Node) controllers with a
-//! `/metrics` `/healthz` `/readyz` endpoint.
+//! Configurations' statuses, the `InternalNode`s, the `InternalFabric`s and the IPs, then runs
+//! the Configuration, `GatewayServer`, `GatewayClient`, `InternalNode` (per Node) and IP
+//! controllers with a `/metrics` `/healthz` `/readyz` endpoint.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -9,14 +9,15 @@ use anyhow::Context as _;
 use clap::Parser;
 use clusterwire_api::{
     common::REMOTE_CLUSTER_ID_LABEL,
+    ipam::IP,
     networking::{
-        Configuration, GatewayClient, GatewayServer, InternalNode, WgGatewayClientTemplate,
-        WgGatewayServerTemplate,
+        Configuration, GatewayClient, GatewayServer, InternalFabric, InternalNode,
+        WgGatewayClientTemplate, WgGatewayServerTemplate,
     },
 };
 use clusterwire_controller::{
-    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics, internalnode,
-    leader,
+    Context, ControllerConfig, Error, Events, configuration, gateway, http::Metrics,
+    internalfabric, internalnode, ip, leader,
 };
 use clusterwire_ipam::{DEFAULT_EXTERNAL_CIDR, DEFAULT_INTERNAL_CIDR, Ipam};
 use futures::StreamExt as _;
@@ -25,7 +26,7 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         coordination::v1::Lease,
-        core::v1::{Node, ObjectReference, Secret, Service},
+        core::v1::{Node, ObjectReference, Pod, Secret, Service},
     },
     jiff::Timestamp,
 };
@@ -172,6 +173,33 @@ where
         .collect()
 }
 
+/// The gateways (in `store`) in the namespace of `object` serving the remote cluster its
+/// `liqo.io/remote-cluster-id` label names: a gateway pod or Configuration changed.
+fn same_peer<K, T>(store: &Store<K>, object: &T) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    T: Resource<DynamicType = ()>,
+{
+    let meta = object.meta();
+    let cluster = |m: &kube::api::ObjectMeta| {
+        m.labels
+            .as_ref()
+            .and_then(|l| l.get(REMOTE_CLUSTER_ID_LABEL))
+            .cloned()
+    };
+    let Some(peer) = cluster(meta) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|gw| {
+            gw.meta().namespace == meta.namespace && cluster(gw.meta()).as_ref() == Some(&peer)
+        })
+        .map(|gw| ObjectRef::from_obj(gw.as_ref()))
+        .collect()
+}
+
 fn record<K: Resource>(
     metrics: &Metrics,
     name: &'static str,
@@ -232,37 +260,72 @@ async fn main() -> anyhow::Result<()> {
 /// The name of the leader Lease.
 const LEASE: &str = "clusterwire-controller";
 
-/// The IPAM with every remap and internal address the resources record, before any reconcile,
-/// so nothing is handed out twice.
-async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<Ipam> {
+/// A recorded allocation the rebuild could not restore: the object, and why.
+type NotRestored = (ObjectReference, String);
+
+/// The IPAM with every remap, internal address and IP mapping the resources record, before any
+/// reconcile, so nothing is handed out twice; and the objects whose record was refused (they
+/// get a fresh allocation on their reconcile, and a warning event).
+async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam, Vec<NotRestored>)> {
     let mut ipam = config.controller.ipam()?;
+    let mut refused: Vec<NotRestored> = Vec::new();
+    let mut note = |object: ObjectReference, what: &str, problem: String| {
+        tracing::warn!(object = ?object.name, "{what} not restored, assigned afresh: {problem}");
+        refused.push((object, format!("{what} not restored, assigned afresh: {problem}")));
+    };
     let existing = Api::<Configuration>::all(client.clone())
         .list(&ListParams::default())
         .await
         .context("listing Configurations")?;
     for (key, problem) in configuration::restore(&mut ipam, &existing.items) {
-        tracing::warn!(configuration = %key, "status not restored, remapped afresh: {problem}");
+        if let Some(conf) = existing.items.iter().find(|c| configuration::key(c).is_ok_and(|k| k == key)) {
+            note(conf.object_ref(&()), "remap", problem.to_string());
+        }
     }
     let internal = Api::<InternalNode>::all(client.clone())
         .list(&ListParams::default())
         .await
         .context("listing InternalNodes")?;
     for (node, problem) in internalnode::restore(&mut ipam, &internal.items) {
-        tracing::warn!(%node, "internal address not restored, assigned afresh: {problem}");
+        if let Some(n) = internal.items.iter().find(|n| n.metadata.name.as_ref() == Some(&node)) {
+            note(n.object_ref(&()), "internal address", problem.to_string());
+        }
+    }
+    let fabrics = Api::<InternalFabric>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing InternalFabrics")?;
+    for (key, problem) in internalfabric::restore(&mut ipam, &fabrics.items) {
+        let found = fabrics.items.iter().find(|f| {
+            format!("{}/{}", f.metadata.namespace.as_deref().unwrap_or_default(), f.metadata.name.as_deref().unwrap_or_default()) == key
+        });
+        if let Some(f) = found {
+            note(f.object_ref(&()), "gateway internal address", problem.to_string());
+        }
+    }
+    let ips = Api::<IP>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("listing IPs")?;
+    for (key, problem) in ip::restore(&mut ipam, &ips.items) {
+        if let Some(i) = ips.items.iter().find(|i| ip::key(i).is_ok_and(|k| k == key)) {
+            note(i.object_ref(&()), "IP address", problem.to_string());
+        }
     }
     tracing::info!(
         clusters = ipam.clusters().count(),
         nodes = internal.items.len(),
-        "IPAM rebuilt from Configuration statuses and InternalNodes"
+        fabrics = fabrics.items.len(),
+        ips = ips.items.len(),
+        "IPAM rebuilt from Configuration statuses, InternalNodes, InternalFabrics and IPs"
     );
-
-    Ok(ipam)
+    Ok((ipam, refused))
 }
 
 /// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
 /// controllers until a shutdown signal.
 async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
-    let ipam = rebuild_ipam(&client, config).await?;
+    let (ipam, refused) = rebuild_ipam(&client, config).await?;
 
     let reporter = Reporter {
         controller: "clusterwire-controller".to_owned(),
@@ -270,6 +333,9 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
     };
     let events = Events::Recorder(Recorder::new(client.clone(), reporter));
     let ctx = Arc::new(Context::new(client.clone(), ipam, events, now));
+    for (object, note) in &refused {
+        ctx.events.publish(object, true, "NotRestored", note).await;
+    }
     let owned = watcher::Config::default().labels(REMOTE_CLUSTER_ID_LABEL);
 
     let conf = Controller::new(
@@ -289,10 +355,20 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
         watcher::Config::default(),
     );
     let store = servers.store();
+    let (pods, confs) = (store.clone(), store.clone());
     let servers = servers
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned.clone())
+        .owns(Api::<InternalFabric>::all(client.clone()), owned.clone())
+        .watches(Api::<Pod>::all(client.clone()), owned.clone(), move |p| {
+            same_peer(&pods, &p)
+        })
+        .watches(
+            Api::<Configuration>::all(client.clone()),
+            owned.clone(),
+            move |c| same_peer(&confs, &c),
+        )
         .watches(
             Api::<WgGatewayServerTemplate>::all(client.clone()),
             watcher::Config::default(),
@@ -315,9 +391,19 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
         watcher::Config::default(),
     );
     let store = clients.store();
+    let (pods, confs) = (store.clone(), store.clone());
     let clients = clients
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client.clone()), owned)
+        .owns(Api::<Secret>::all(client.clone()), owned.clone())
+        .owns(Api::<InternalFabric>::all(client.clone()), owned.clone())
+        .watches(Api::<Pod>::all(client.clone()), owned.clone(), move |p| {
+            same_peer(&pods, &p)
+        })
+        .watches(
+            Api::<Configuration>::all(client.clone()),
+            owned.clone(),
+            move |c| same_peer(&confs, &c),
+        )
         .watches(
             Api::<WgGatewayClientTemplate>::all(client.clone()),
             watcher::Config::default(),
@@ -348,8 +434,13 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
         )
         .for_each(|r| async { record(metrics, "internalnode", r) });
 
+    let ips = Controller::new(Api::<IP>::all(client.clone()), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(ip::reconcile, ip::error_policy, Arc::clone(&ctx))
+        .for_each(|r| async { record(metrics, "ip", r) });
+
     metrics.set_ready(true);
-    tokio::join!(conf, servers, clients, nodes);
+    tokio::join!(conf, servers, clients, nodes, ips);
     tracing::info!("stopped");
     Ok(())
 }

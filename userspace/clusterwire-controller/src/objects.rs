@@ -5,8 +5,9 @@
 //! (servers). clusterwire has no intermediate `WgGatewayServer` resource: the controller turns
 //! the rendered template straight into Deployment and Service `gw-<name>` in the gateway's
 //! namespace and the `ServiceAccount` the pod template names, each owned by the gateway
-//! (controller reference, so they go with it) and labelled with the remote cluster id. Every
-//! object is checked to deserialize into its k8s-openapi type.
+//! (controller reference, so they go with it) and labelled with the remote cluster id (the
+//! Deployment's pod template too). Every object is checked to deserialize into its k8s-openapi
+//! type.
 
 use k8s_openapi::{
     api::{
@@ -101,6 +102,17 @@ pub fn build(
     let deploy_spec = deploy.get("spec").ok_or(TemplateError::Missing {
         field: "spec.deployment.spec",
     })?;
+    // The pods carry the labels too: the controller watches the gateways' pods by them.
+    let mut deploy_spec = deploy_spec.clone();
+    if let Some(template) = deploy_spec.get_mut("template").and_then(Value::as_object_mut) {
+        let meta = template.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.extend(common.labels.clone());
+            }
+        }
+    }
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -1,24 +1,35 @@
 //! Every Kubernetes API call the controller makes, as (API group, resource, verbs): the list its
 //! `ClusterRole` and `Role` in `deploy/base/rbac/controller.yaml` must grant, no more, no less
-//! (checked by `cargo test -p clusterwire-cli --test deploy`). The test below scans this crate's
-//! sources and fails when a resource kind or a verb appears in the code but not here, or here
-//! but not in the code.
+//! (checked by `cargo test -p clusterwire-cli --test rbac`; `bind` on `clusterroles` is
+//! granted there only for the gateway roles, by `resourceNames`). The test below scans this
+//! crate's sources and fails when a resource kind or a verb appears in the code but not here,
+//! or here but not in the code.
 
 /// (API group, resource or `resource/subresource`, verbs).
 pub type ApiCall = (&'static str, &'static str, &'static [&'static str]);
 
 /// The controller's API calls.
 pub const API_CALLS: &[ApiCall] = &[
-    // Controller::new (list, watch), the finalizer (patch), the IPAM rebuild (list).
+    // Controller::new (list, watch), the finalizer (patch), the IPAM rebuild (list), the
+    // gateways' `.watches` and their Configuration lookup (list with a label selector).
     (
         "networking.liqo.io",
         "configurations",
         &["list", "watch", "patch"],
     ),
     ("networking.liqo.io", "configurations/status", &["patch"]),
-    ("networking.liqo.io", "gatewayservers", &["list", "watch"]),
+    // Controller::new, the gateway finalizer (patch).
+    (
+        "networking.liqo.io",
+        "gatewayservers",
+        &["list", "watch", "patch"],
+    ),
     ("networking.liqo.io", "gatewayservers/status", &["patch"]),
-    ("networking.liqo.io", "gatewayclients", &["list", "watch"]),
+    (
+        "networking.liqo.io",
+        "gatewayclients",
+        &["list", "watch", "patch"],
+    ),
     ("networking.liqo.io", "gatewayclients/status", &["patch"]),
     // `.watches` (list, watch) and the template read (get).
     (
@@ -38,10 +49,19 @@ pub const API_CALLS: &[ApiCall] = &[
         "internalnodes",
         &["get", "list", "watch", "create", "patch"],
     ),
+    // As for internalnodes (the gateways' fabrics).
+    (
+        "networking.liqo.io",
+        "internalfabrics",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    // Controller::new, the finalizer (patch), the IPAM rebuild; the address in the status.
+    ("ipam.liqo.io", "ips", &["list", "watch", "patch"]),
+    ("ipam.liqo.io", "ips/status", &["patch"]),
     // Controller::new, the node of the active gateway pod (endpoint).
     ("", "nodes", &["get", "list", "watch"]),
-    // The active gateway pod (endpoint, label selector).
-    ("", "pods", &["list"]),
+    // The gateways' `.watches` (their pods) and the active pod (label selector).
+    ("", "pods", &["list", "watch"]),
     // `.owns`, `apply::ensure` (as for internalnodes).
     (
         "apps",
@@ -53,6 +73,20 @@ pub const API_CALLS: &[ApiCall] = &[
     ("", "secrets", &["get", "list", "watch", "create"]),
     // `apply::ensure` (as for internalnodes).
     ("", "serviceaccounts", &["get", "create", "patch"]),
+    // The gateway's bindings (`apply::ensure`); the ClusterRoleBinding is deleted by the
+    // gateway's finalizer.
+    (
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        &["get", "create", "patch"],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        &["get", "create", "patch", "delete"],
+    ),
+    // Binding a role needs `bind` on it (granted only for the two gateway roles, by name).
+    ("rbac.authorization.k8s.io", "clusterroles", &["bind"]),
     // kube-runtime's Recorder (events.k8s.io/v1; patch for a repeated event).
     ("events.k8s.io", "events", &["create", "patch"]),
     // Leader election (namespaced, the Role): get, create, replace.
@@ -90,6 +124,7 @@ mod tests {
         ),
         ("InternalNode", "networking.liqo.io", "internalnodes"),
         ("InternalFabric", "networking.liqo.io", "internalfabrics"),
+        ("IP", "ipam.liqo.io", "ips"),
         ("PublicKey", "networking.liqo.io", "publickeys"),
         ("Connection", "networking.liqo.io", "connections"),
         ("Node", "", "nodes"),
@@ -123,6 +158,7 @@ mod tests {
         (".replace(", "update"),
         (".delete(", "delete"),
         ("Recorder::new(", "create"),
+        ("\"roleRef\"", "bind"),
     ];
 
     fn sources() -> String {
@@ -170,6 +206,9 @@ mod tests {
         }
         if code.contains("Recorder::new(") {
             used.insert(("events.k8s.io", "events"));
+        }
+        if code.contains("\"roleRef\"") {
+            used.insert(("rbac.authorization.k8s.io", "clusterroles"));
         }
         let listed: BTreeSet<(&str, &str)> = API_CALLS
             .iter()

@@ -4,147 +4,31 @@ mod common;
 
 use std::sync::Arc;
 
-use clusterwire_api::networking::{GatewayClient, GatewayServer};
-use clusterwire_controller::{Context, Published, gateway, keys};
-use common::{Exchange, NOW, config, context, mock, object};
-use k8s_openapi::ByteString;
+use clusterwire_api::networking::GatewayClient;
+use clusterwire_controller::{Published, gateway};
+use common::{
+    Exchange, NOW,
+    gateway::{
+        ACCOUNT, APPLY, CLUSTERROLEBINDING, CONFIGURATIONS, DEPLOYMENT, FABRIC, NS, PODS,
+        ROLEBINDING, SECRET, SERVICE, STATUS, TEMPLATE, UID, active_pods, b64, bindings,
+        configurations, ctx, fabric, golden, gws, live_service, node, owner, reconcile_server,
+        ready_status, rendered_reads, secret, status_patch, template,
+    },
+    mock, object,
+};
 use serde_json::{Value, json};
 
-const NS: &str = "liqo-tenant-cl02";
-const UID: &str = "7f1c2a9e-0000-4000-8000-000000000002";
-const APPLY: &str = "?&force=true&fieldManager=clusterwire-controller";
-const SECRET: &str = "/api/v1/namespaces/liqo-tenant-cl02/secrets/gw-cl02";
-const TEMPLATE: &str =
-    "/apis/networking.liqo.io/v1beta1/namespaces/liqo/wggatewayservertemplates/wireguard-server";
-const ACCOUNT: &str = "/api/v1/namespaces/liqo-tenant-cl02/serviceaccounts/cl02";
-const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/liqo-tenant-cl02/deployments/gw-cl02";
-const SERVICE: &str = "/api/v1/namespaces/liqo-tenant-cl02/services/gw-cl02";
-const PODS: &str = "/api/v1/namespaces/liqo-tenant-cl02/pods?&labelSelector=app.kubernetes.io%2Fname%3Dcl02%2Cnetworking.liqo.io%2Factive%3Dtrue";
-const NODE: &str = "/api/v1/nodes/n1";
-const STATUS: &str = "/apis/networking.liqo.io/v1beta1/namespaces/liqo-tenant-cl02/gatewayservers/cl02/status?&force=true&fieldManager=clusterwire-controller";
-
-/// RFC 7748's Alice key: the tests' "random" private key.
-const PRIVATE: [u8; 32] = [
-    0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
-    0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a,
-];
-
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the signature of Context::private_key"
-)]
-fn fixed_key() -> Result<[u8; 32], getrandom::Error> {
-    Ok(PRIVATE)
-}
-
-fn ctx(client: kube::Client) -> (Arc<Context>, Arc<std::sync::Mutex<Vec<Published>>>) {
-    let (ctx, events) = context(client, &config());
-    let mut ctx = Arc::into_inner(ctx).expect("sole owner");
-    ctx.private_key = fixed_key;
-    (Arc::new(ctx), events)
-}
-
-fn b64(bytes: &[u8]) -> Value {
-    serde_json::to_value(ByteString(bytes.to_vec())).expect("json")
-}
-
-fn owner(kind: &str) -> Value {
-    json!({"apiVersion": "networking.liqo.io/v1beta1", "kind": kind, "name": "cl02", "uid": UID, "controller": true})
-}
-
-fn secret() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "gw-cl02", "namespace": NS, "labels": {"liqo.io/remote-cluster-id": "cl02"},
-                     "ownerReferences": [owner("GatewayServer")]},
-        "data": {"privateKey": b64(&PRIVATE), "publicKey": b64(&keys::public_key(PRIVATE))}
-    })
-}
-
-fn gws(service_type: &str, status: Option<Value>) -> Value {
-    let mut value = json!({
-        "apiVersion": "networking.liqo.io/v1beta1", "kind": "GatewayServer",
-        "metadata": {"name": "cl02", "namespace": NS, "uid": UID, "generation": 1,
-                     "labels": {"liqo.io/remote-cluster-id": "cl02"}},
-        "spec": {"endpoint": {"port": 51840, "serviceType": service_type}, "mtu": 1340,
-                 "serverTemplateRef": {"apiVersion": "networking.liqo.io/v1beta1",
-                     "kind": "WgGatewayServerTemplate", "name": "wireguard-server", "namespace": "liqo"}}
-    });
-    if let Some(status) = status {
-        value["status"] = status;
-    }
-    value
-}
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/testdata/server-template.json"
-    ))
-    .expect("template");
-    serde_json::from_str(&text).expect("json")
-}
-
-/// The objects of the `NodePort` golden file, in apply order.
-fn golden() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/testdata/server-objects.json"
-    ))
-    .expect("golden");
-    serde_json::from_str(&text).expect("json")
-}
-
-/// The live Service: the rendered one with what the API server adds.
-fn live_service(rendered: &Value) -> Value {
-    let mut live = rendered.clone();
-    live["spec"]["clusterIP"] = json!("10.96.0.50");
-    live["spec"]["clusterIPs"] = json!(["10.96.0.50"]);
-    live["spec"]["ports"][0]["nodePort"] = json!(31840);
-    live
-}
-
-fn pods() -> Value {
-    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
-        {"metadata": {"name": "gw-cl02-abc", "namespace": NS,
-                      "labels": {"app.kubernetes.io/name": "cl02", "networking.liqo.io/active": "true"}},
-         "spec": {"nodeName": "n1", "containers": []}}
-    ]})
-}
-
-fn node() -> Value {
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
-           "status": {"addresses": [{"type": "InternalIP", "address": "172.31.1.11"},
-                                    {"type": "Hostname", "address": "n1"}]}})
-}
-
-fn ready_status() -> Value {
-    json!({
-        "endpoint": {"addresses": ["172.31.1.11"], "port": 31840, "protocol": "UDP"},
-        "secretRef": {"apiVersion": "v1", "kind": "Secret", "name": "gw-cl02", "namespace": NS},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
-            "message": "rendered from WgGatewayServerTemplate liqo/wireguard-server; endpoint 172.31.1.11:31840",
-            "lastTransitionTime": NOW, "observedGeneration": 1}],
-        "observedGeneration": 1
-    })
-}
-
-fn status_patch(kind: &str, status: &Value) -> Value {
-    json!({"apiVersion": "networking.liqo.io/v1beta1", "kind": kind, "status": status})
-}
-
-async fn reconcile_server(value: Value, ctx: &Arc<Context>) -> Result<(), String> {
-    let gws: GatewayServer = object(value);
-    gateway::reconcile_server(Arc::new(gws), Arc::clone(ctx))
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test]
-async fn a_new_server_gets_keys_objects_and_its_nodeport_endpoint_then_a_resync_writes_nothing() {
+async fn a_new_server_gets_keys_objects_bindings_fabric_and_endpoints_then_a_resync_writes_nothing()
+{
     let objects = golden();
     let (account, deployment, service) = (&objects[0], &objects[1], &objects[2]);
+    let (rolebinding, clusterrolebinding) = bindings("GatewayServer", "cl02");
+    let fabric = fabric("GatewayServer", "10.80.0.1", "10.0.1.5");
+    let ready = ready_status("gw-cl02-abc", "10.0.1.5", "n1", "172.31.1.11");
+    let apply = |path: &str, value: &Value, live: Value| {
+        Exchange::new("PATCH", &format!("{path}{APPLY}"), Some(value.clone()), live)
+    };
     let (client, server) = mock(vec![
         Exchange::not_found(SECRET),
         Exchange::new(
@@ -155,33 +39,25 @@ async fn a_new_server_gets_keys_objects_and_its_nodeport_endpoint_then_a_resync_
         ),
         Exchange::get(TEMPLATE, template()),
         Exchange::not_found(ACCOUNT),
-        Exchange::new(
-            "PATCH",
-            &format!("{ACCOUNT}{APPLY}"),
-            Some(account.clone()),
-            account.clone(),
-        ),
+        apply(ACCOUNT, account, account.clone()),
+        Exchange::not_found(ROLEBINDING),
+        apply(ROLEBINDING, &rolebinding, rolebinding.clone()),
+        Exchange::not_found(CLUSTERROLEBINDING),
+        apply(CLUSTERROLEBINDING, &clusterrolebinding, clusterrolebinding.clone()),
         Exchange::not_found(DEPLOYMENT),
-        Exchange::new(
-            "PATCH",
-            &format!("{DEPLOYMENT}{APPLY}"),
-            Some(deployment.clone()),
-            deployment.clone(),
-        ),
+        apply(DEPLOYMENT, deployment, deployment.clone()),
         Exchange::not_found(SERVICE),
-        Exchange::new(
-            "PATCH",
-            &format!("{SERVICE}{APPLY}"),
-            Some(service.clone()),
-            live_service(service),
-        ),
-        Exchange::get(PODS, pods()),
-        Exchange::get(NODE, node()),
+        apply(SERVICE, service, live_service(service)),
+        Exchange::get(PODS, active_pods()),
+        Exchange::get("/api/v1/nodes/n1", node("n1", "172.31.1.11")),
+        Exchange::get(CONFIGURATIONS, configurations(true)),
+        Exchange::not_found(FABRIC),
+        apply(FABRIC, &fabric, fabric.clone()),
         Exchange::new(
             "PATCH",
             STATUS,
-            Some(status_patch("GatewayServer", &ready_status())),
-            gws("NodePort", Some(ready_status())),
+            Some(status_patch("GatewayServer", &ready)),
+            gws("NodePort", Some(ready.clone())),
         ),
     ]);
     let (ctx, events) = ctx(client);
@@ -197,17 +73,18 @@ async fn a_new_server_gets_keys_objects_and_its_nodeport_endpoint_then_a_resync_
     );
 
     // The same state again: reads only, no write, no event; the key is never regenerated.
-    let (client, server) = mock(vec![
-        Exchange::get(SECRET, secret()),
-        Exchange::get(TEMPLATE, template()),
-        Exchange::get(ACCOUNT, account.clone()),
-        Exchange::get(DEPLOYMENT, deployment.clone()),
-        Exchange::get(SERVICE, live_service(service)),
-        Exchange::get(PODS, pods()),
-        Exchange::get(NODE, node()),
+    let mut reads = rendered_reads();
+    reads.extend([
+        Exchange::get(PODS, active_pods()),
+        Exchange::get("/api/v1/nodes/n1", node("n1", "172.31.1.11")),
+        Exchange::get(CONFIGURATIONS, configurations(true)),
+        Exchange::get(FABRIC, fabric),
     ]);
-    let (ctx, events) = self::ctx(client);
-    reconcile_server(gws("NodePort", Some(ready_status())), &ctx)
+    let (client, server) = mock(reads);
+    let (again, events) = self::ctx(client);
+    let ipam = ctx.ipam().clone();
+    *again.ipam() = ipam;
+    reconcile_server(gws("NodePort", Some(ready)), &again)
         .await
         .expect("reconciles");
     server.done().await;
@@ -284,18 +161,27 @@ async fn a_loadbalancer_without_ingress_is_pending() {
         }
     }
     let message = "service gw-cl02 has no address yet: no load balancer ingress yet";
+    // The internal side does not wait for the public endpoint: fabric and internalEndpoint.
     let status = json!({
         "secretRef": {"apiVersion": "v1", "kind": "Secret", "name": "gw-cl02", "namespace": NS},
+        "internalEndpoint": {"ip": "10.0.1.5", "node": "n1"},
         "conditions": [{"type": "Ready", "status": "False", "reason": "EndpointPending",
             "message": message, "lastTransitionTime": NOW, "observedGeneration": 1}],
         "observedGeneration": 1
     });
-    let (client, server) = mock(vec![
-        Exchange::get(SECRET, secret()),
-        Exchange::get(TEMPLATE, template()),
-        Exchange::get(ACCOUNT, objects[0].clone()),
-        Exchange::get(DEPLOYMENT, objects[1].clone()),
-        Exchange::get(SERVICE, live_service(&objects[2])),
+    let fabric = fabric("GatewayServer", "10.80.0.1", "10.0.1.5");
+    let mut script = rendered_reads();
+    script[6] = Exchange::get(SERVICE, live_service(&objects[2]));
+    script.extend([
+        Exchange::get(PODS, active_pods()),
+        Exchange::get(CONFIGURATIONS, configurations(true)),
+        Exchange::not_found(FABRIC),
+        Exchange::new(
+            "PATCH",
+            &format!("{FABRIC}{APPLY}"),
+            Some(fabric.clone()),
+            fabric,
+        ),
         Exchange::new(
             "PATCH",
             STATUS,
@@ -303,6 +189,7 @@ async fn a_loadbalancer_without_ingress_is_pending() {
             gws("LoadBalancer", Some(status.clone())),
         ),
     ]);
+    let (client, server) = mock(script);
     let (ctx, events) = ctx(client);
     let err = reconcile_server(gws("LoadBalancer", None), &ctx)
         .await
@@ -382,15 +269,18 @@ async fn a_client_gets_keys_and_its_deployment() {
     let gwc = json!({
         "apiVersion": "networking.liqo.io/v1beta1", "kind": "GatewayClient",
         "metadata": {"name": "cl02", "namespace": NS, "uid": UID, "generation": 2,
-                     "labels": {"liqo.io/remote-cluster-id": "cl02"}},
+                     "labels": {"liqo.io/remote-cluster-id": "cl02"},
+                     "finalizers": [gateway::FINALIZER]},
         "spec": {"endpoint": {"addresses": ["198.18.0.10"], "port": 31840, "protocol": "UDP"}, "mtu": 1340,
                  "clientTemplateRef": {"apiVersion": "networking.liqo.io/v1beta1",
                      "kind": "WgGatewayClientTemplate", "name": "wireguard-client", "namespace": "liqo"}}
     });
+    let fabric = fabric("GatewayClient", "10.80.0.1", "10.0.1.5");
     let status = json!({
         "secretRef": {"apiVersion": "v1", "kind": "Secret", "name": "gw-cl02", "namespace": NS},
+        "internalEndpoint": {"ip": "10.0.1.5", "node": "n1"},
         "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
-            "message": "rendered from WgGatewayClientTemplate liqo/wireguard-client",
+            "message": "rendered from WgGatewayClientTemplate liqo/wireguard-client; active pod gw-cl02-abc (10.0.1.5 on n1)",
             "lastTransitionTime": NOW, "observedGeneration": 2}],
         "observedGeneration": 2
     });
@@ -412,6 +302,15 @@ async fn a_client_gets_keys_and_its_deployment() {
             &format!("{DEPLOYMENT}{APPLY}"),
             Some(objects[0].clone()),
             objects[0].clone(),
+        ),
+        Exchange::get(PODS, active_pods()),
+        Exchange::get(CONFIGURATIONS, configurations(true)),
+        Exchange::not_found(FABRIC),
+        Exchange::new(
+            "PATCH",
+            &format!("{FABRIC}{APPLY}"),
+            Some(fabric.clone()),
+            fabric,
         ),
         Exchange::new(
             "PATCH",

@@ -3,6 +3,8 @@
 //! is recorded as unexpected and answered 500, so a reconcile never hangs on it.
 #![allow(dead_code, reason = "each test binary uses part of the kit")]
 
+pub mod gateway;
+
 use std::sync::{Arc, Mutex};
 
 use clusterwire_controller::{Context, ControllerConfig, Events, Published};
