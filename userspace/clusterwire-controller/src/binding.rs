@@ -1,6 +1,6 @@
 //! The RBAC bindings of a gateway's `ServiceAccount` (the one its pod template names), so that
 //! `clusterwire-gateway --kubernetes` may read its resources:
-//! - RoleBinding `gw-<name>` in the gateway's namespace to the `ClusterRole`
+//! - `RoleBinding` `gw-<name>` in the gateway's namespace to the `ClusterRole`
 //!   [`GATEWAY_ROLE`] (its namespace's kinds, its Connection, its Lease and pod label), owned
 //!   by the gateway (controller reference, so it goes with it);
 //! - `ClusterRoleBinding` `clusterwire-gateway:<namespace>:<name>` to the `ClusterRole`

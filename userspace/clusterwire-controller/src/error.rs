@@ -71,7 +71,9 @@ pub enum Error {
     },
     /// The gateway's Configuration (same namespace, same remote cluster id) is missing or not
     /// remapped yet, so its `InternalFabric` has no remote CIDRs to route.
-    #[error("no remapped Configuration for cluster {cluster_id} in namespace {namespace}: {reason}")]
+    #[error(
+        "no remapped Configuration for cluster {cluster_id} in namespace {namespace}: {reason}"
+    )]
     ConfigurationPending {
         /// The remote cluster id.
         cluster_id: String,

@@ -306,7 +306,11 @@ struct Observed {
 /// Renders the gateway, finds its active pod and keeps its `InternalFabric`; fills `observed`
 /// with what it learns on the way (also when a later step fails). Returns the condition's
 /// message.
-async fn observe(gw: &Gateway<'_>, ctx: &Context, observed: &mut Observed) -> Result<String, Error> {
+async fn observe(
+    gw: &Gateway<'_>,
+    ctx: &Context,
+    observed: &mut Observed,
+) -> Result<String, Error> {
     let rendered = render_gateway(gw, ctx).await?;
     observed.secret_ref = Some(rendered.secret.clone());
     let pod = activepod::find(&ctx.client, &rendered.deployment).await;

@@ -91,7 +91,7 @@ async fn remote_cidrs(ctx: &Context, gw: &Gateway<'_>) -> Result<Vec<Cidr>, Erro
         .pod
         .iter()
         .chain(&remapped.cidr.external)
-        .cloned()
+        .copied()
         .collect();
     if cidrs.is_empty() {
         return Err(pending("its status has no remapped CIDRs yet"));

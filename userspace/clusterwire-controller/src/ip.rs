@@ -35,7 +35,10 @@ pub const FINALIZER: &str = "clusterwire.liqo.io/ip";
 
 /// The IPAM key of an IP: `namespace/name`.
 pub fn key(ip: &IP) -> Result<String, Error> {
-    match (ip.metadata.namespace.as_deref(), ip.metadata.name.as_deref()) {
+    match (
+        ip.metadata.namespace.as_deref(),
+        ip.metadata.name.as_deref(),
+    ) {
         (Some(ns), Some(name)) => Ok(format!("{ns}/{name}")),
         _ => Err(Error::Unnamed { kind: "IP" }),
     }
@@ -101,28 +104,27 @@ fn address(ipam: &mut Ipam, key: &str, ip: &IP) -> Result<IpAddr, IpamError> {
 
 async fn apply(ip: &IP, api: &Api<IP>, ctx: &Context) -> Result<Action, Error> {
     let key = key(ip)?;
-    let result = match &ip.spec.network_ref {
-        Some(network) => Err(Error::NetworkRefUnsupported {
+    let result = if let Some(network) = &ip.spec.network_ref {
+        Err(Error::NetworkRefUnsupported {
             network: format!(
                 "{}/{}",
                 network.namespace.as_deref().unwrap_or_default(),
                 network.name.as_deref().unwrap_or_default()
             ),
-        }),
-        None => {
-            let mut ipam = ctx.ipam();
-            address(&mut ipam, &key, ip)
-                .map(|a| {
-                    let cidr = ipam
-                        .config()
-                        .external_cidrs
-                        .iter()
-                        .find(|c| c.contains(&a))
-                        .copied();
-                    (a, cidr)
-                })
-                .map_err(Error::Ipam)
-        }
+        })
+    } else {
+        let mut ipam = ctx.ipam();
+        address(&mut ipam, &key, ip)
+            .map(|a| {
+                let cidr = ipam
+                    .config()
+                    .external_cidrs
+                    .iter()
+                    .find(|c| c.contains(&a))
+                    .copied();
+                (a, cidr)
+            })
+            .map_err(Error::Ipam)
     };
     let (address, cidr) = match result {
         Ok(found) => found,
@@ -134,9 +136,7 @@ async fn apply(ip: &IP, api: &Api<IP>, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let status = ip.status.as_ref();
-    let same = status.is_some_and(|s| {
-        s.ip == Some(Ip(address)) && s.cidr.map(|c| c.0) == cidr
-    });
+    let same = status.is_some_and(|s| s.ip == Some(Ip(address)) && s.cidr.map(|c| c.0) == cidr);
     if !same {
         let mut status = json!({ "ip": Ip(address) });
         if let Some(cidr) = cidr {

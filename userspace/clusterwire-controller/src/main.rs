@@ -266,19 +266,29 @@ type NotRestored = (ObjectReference, String);
 /// The IPAM with every remap, internal address and IP mapping the resources record, before any
 /// reconcile, so nothing is handed out twice; and the objects whose record was refused (they
 /// get a fresh allocation on their reconcile, and a warning event).
-async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam, Vec<NotRestored>)> {
+async fn rebuild_ipam(
+    client: &Client,
+    config: &Config,
+) -> anyhow::Result<(Ipam, Vec<NotRestored>)> {
     let mut ipam = config.controller.ipam()?;
     let mut refused: Vec<NotRestored> = Vec::new();
     let mut note = |object: ObjectReference, what: &str, problem: String| {
         tracing::warn!(object = ?object.name, "{what} not restored, assigned afresh: {problem}");
-        refused.push((object, format!("{what} not restored, assigned afresh: {problem}")));
+        refused.push((
+            object,
+            format!("{what} not restored, assigned afresh: {problem}"),
+        ));
     };
     let existing = Api::<Configuration>::all(client.clone())
         .list(&ListParams::default())
         .await
         .context("listing Configurations")?;
     for (key, problem) in configuration::restore(&mut ipam, &existing.items) {
-        if let Some(conf) = existing.items.iter().find(|c| configuration::key(c).is_ok_and(|k| k == key)) {
+        if let Some(conf) = existing
+            .items
+            .iter()
+            .find(|c| configuration::key(c).is_ok_and(|k| k == key))
+        {
             note(conf.object_ref(&()), "remap", problem.to_string());
         }
     }
@@ -287,7 +297,11 @@ async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam,
         .await
         .context("listing InternalNodes")?;
     for (node, problem) in internalnode::restore(&mut ipam, &internal.items) {
-        if let Some(n) = internal.items.iter().find(|n| n.metadata.name.as_ref() == Some(&node)) {
+        if let Some(n) = internal
+            .items
+            .iter()
+            .find(|n| n.metadata.name.as_ref() == Some(&node))
+        {
             note(n.object_ref(&()), "internal address", problem.to_string());
         }
     }
@@ -297,10 +311,18 @@ async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam,
         .context("listing InternalFabrics")?;
     for (key, problem) in internalfabric::restore(&mut ipam, &fabrics.items) {
         let found = fabrics.items.iter().find(|f| {
-            format!("{}/{}", f.metadata.namespace.as_deref().unwrap_or_default(), f.metadata.name.as_deref().unwrap_or_default()) == key
+            format!(
+                "{}/{}",
+                f.metadata.namespace.as_deref().unwrap_or_default(),
+                f.metadata.name.as_deref().unwrap_or_default()
+            ) == key
         });
         if let Some(f) = found {
-            note(f.object_ref(&()), "gateway internal address", problem.to_string());
+            note(
+                f.object_ref(&()),
+                "gateway internal address",
+                problem.to_string(),
+            );
         }
     }
     let ips = Api::<IP>::all(client.clone())
@@ -308,7 +330,11 @@ async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam,
         .await
         .context("listing IPs")?;
     for (key, problem) in ip::restore(&mut ipam, &ips.items) {
-        if let Some(i) = ips.items.iter().find(|i| ip::key(i).is_ok_and(|k| k == key)) {
+        if let Some(i) = ips
+            .items
+            .iter()
+            .find(|i| ip::key(i).is_ok_and(|k| k == key))
+        {
             note(i.object_ref(&()), "IP address", problem.to_string());
         }
     }
@@ -322,41 +348,17 @@ async fn rebuild_ipam(client: &Client, config: &Config) -> anyhow::Result<(Ipam,
     Ok((ipam, refused))
 }
 
-/// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
-/// controllers until a shutdown signal.
-async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
-    let (ipam, refused) = rebuild_ipam(&client, config).await?;
-
-    let reporter = Reporter {
-        controller: "clusterwire-controller".to_owned(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let events = Events::Recorder(Recorder::new(client.clone(), reporter));
-    let ctx = Arc::new(Context::new(client.clone(), ipam, events, now));
-    for (object, note) in &refused {
-        ctx.events.publish(object, true, "NotRestored", note).await;
-    }
+/// The `GatewayServer` controller: the gateways, their objects, pods, Configurations and
+/// templates.
+async fn run_servers(client: Client, ctx: Arc<Context>, metrics: &Metrics) {
     let owned = watcher::Config::default().labels(REMOTE_CLUSTER_ID_LABEL);
-
-    let conf = Controller::new(
-        Api::<Configuration>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .shutdown_on_signal()
-    .run(
-        configuration::reconcile,
-        configuration::error_policy,
-        Arc::clone(&ctx),
-    )
-    .for_each(|r| async { record(metrics, "configuration", r) });
-
     let servers = Controller::new(
         Api::<GatewayServer>::all(client.clone()),
         watcher::Config::default(),
     );
     let store = servers.store();
     let (pods, confs) = (store.clone(), store.clone());
-    let servers = servers
+    servers
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned.clone())
@@ -379,20 +381,21 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
             },
         )
         .shutdown_on_signal()
-        .run(
-            gateway::reconcile_server,
-            gateway::error_policy,
-            Arc::clone(&ctx),
-        )
-        .for_each(|r| async { record(metrics, "gatewayserver", r) });
+        .run(gateway::reconcile_server, gateway::error_policy, ctx)
+        .for_each(|r| async { record(metrics, "gatewayserver", r) })
+        .await;
+}
 
+/// The `GatewayClient` controller: as [`run_servers`], without a Service.
+async fn run_clients(client: Client, ctx: Arc<Context>, metrics: &Metrics) {
+    let owned = watcher::Config::default().labels(REMOTE_CLUSTER_ID_LABEL);
     let clients = Controller::new(
         Api::<GatewayClient>::all(client.clone()),
         watcher::Config::default(),
     );
     let store = clients.store();
     let (pods, confs) = (store.clone(), store.clone());
-    let clients = clients
+    clients
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned.clone())
         .owns(Api::<InternalFabric>::all(client.clone()), owned.clone())
@@ -414,12 +417,39 @@ async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow:
             },
         )
         .shutdown_on_signal()
-        .run(
-            gateway::reconcile_client,
-            gateway::error_policy,
-            Arc::clone(&ctx),
-        )
-        .for_each(|r| async { record(metrics, "gatewayclient", r) });
+        .run(gateway::reconcile_client, gateway::error_policy, ctx)
+        .for_each(|r| async { record(metrics, "gatewayclient", r) })
+        .await;
+}
+
+/// Rebuilds the IPAM (as the leader: no other replica allocates any more) and runs the
+/// controllers until a shutdown signal.
+async fn run(client: Client, config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<()> {
+    let (ipam, refused) = rebuild_ipam(&client, config).await?;
+
+    let reporter = Reporter {
+        controller: "clusterwire-controller".to_owned(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let events = Events::Recorder(Recorder::new(client.clone(), reporter));
+    let ctx = Arc::new(Context::new(client.clone(), ipam, events, now));
+    for (object, note) in &refused {
+        ctx.events.publish(object, true, "NotRestored", note).await;
+    }
+    let conf = Controller::new(
+        Api::<Configuration>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(
+        configuration::reconcile,
+        configuration::error_policy,
+        Arc::clone(&ctx),
+    )
+    .for_each(|r| async { record(metrics, "configuration", r) });
+
+    let servers = run_servers(client.clone(), Arc::clone(&ctx), metrics);
+    let clients = run_clients(client.clone(), Arc::clone(&ctx), metrics);
 
     let nodes = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
         .owns(

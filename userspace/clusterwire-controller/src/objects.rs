@@ -104,7 +104,10 @@ pub fn build(
     })?;
     // The pods carry the labels too: the controller watches the gateways' pods by them.
     let mut deploy_spec = deploy_spec.clone();
-    if let Some(template) = deploy_spec.get_mut("template").and_then(Value::as_object_mut) {
+    if let Some(template) = deploy_spec
+        .get_mut("template")
+        .and_then(Value::as_object_mut)
+    {
         let meta = template.entry("metadata").or_insert_with(|| json!({}));
         if let Some(meta) = meta.as_object_mut() {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));

@@ -11,8 +11,8 @@ use common::{
     gateway::{
         ACCOUNT, APPLY, CLUSTERROLEBINDING, CONFIGURATIONS, DEPLOYMENT, FABRIC, NS, PODS,
         ROLEBINDING, SECRET, SERVICE, STATUS, TEMPLATE, UID, active_pods, b64, bindings,
-        configurations, ctx, fabric, golden, gws, live_service, node, owner, reconcile_server,
-        ready_status, rendered_reads, secret, status_patch, template,
+        configurations, ctx, fabric, golden, gws, live_service, node, owner, ready_status,
+        reconcile_server, rendered_reads, secret, status_patch, template,
     },
     mock, object,
 };
@@ -27,7 +27,12 @@ async fn a_new_server_gets_keys_objects_bindings_fabric_and_endpoints_then_a_res
     let fabric = fabric("GatewayServer", "10.80.0.1", "10.0.1.5");
     let ready = ready_status("gw-cl02-abc", "10.0.1.5", "n1", "172.31.1.11");
     let apply = |path: &str, value: &Value, live: Value| {
-        Exchange::new("PATCH", &format!("{path}{APPLY}"), Some(value.clone()), live)
+        Exchange::new(
+            "PATCH",
+            &format!("{path}{APPLY}"),
+            Some(value.clone()),
+            live,
+        )
     };
     let (client, server) = mock(vec![
         Exchange::not_found(SECRET),
@@ -43,7 +48,11 @@ async fn a_new_server_gets_keys_objects_bindings_fabric_and_endpoints_then_a_res
         Exchange::not_found(ROLEBINDING),
         apply(ROLEBINDING, &rolebinding, rolebinding.clone()),
         Exchange::not_found(CLUSTERROLEBINDING),
-        apply(CLUSTERROLEBINDING, &clusterrolebinding, clusterrolebinding.clone()),
+        apply(
+            CLUSTERROLEBINDING,
+            &clusterrolebinding,
+            clusterrolebinding.clone(),
+        ),
         Exchange::not_found(DEPLOYMENT),
         apply(DEPLOYMENT, deployment, deployment.clone()),
         Exchange::not_found(SERVICE),

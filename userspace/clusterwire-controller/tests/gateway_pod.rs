@@ -30,7 +30,7 @@ async fn a_failover_moves_the_fabric_gateway_ip_and_the_endpoint_to_the_new_acti
     script.extend([
         Exchange::get(
             PODS,
-            pods(vec![
+            pods(&[
                 pod("gw-cl02-abc", "10.0.1.5", "n1", false),
                 pod("gw-cl02-def", "10.0.2.7", "n2", true),
             ]),
@@ -72,7 +72,8 @@ async fn a_failover_moves_the_fabric_gateway_ip_and_the_endpoint_to_the_new_acti
 
 #[tokio::test]
 async fn no_active_pod_among_several_is_a_condition_an_event_and_no_fabric() {
-    let message = "deployment gw-cl02: no running gateway pod is labelled networking.liqo.io/active=true yet";
+    let message =
+        "deployment gw-cl02: no running gateway pod is labelled networking.liqo.io/active=true yet";
     let status = json!({
         "secretRef": {"apiVersion": "v1", "kind": "Secret", "name": "gw-cl02", "namespace": NS},
         "conditions": [{"type": "Ready", "status": "False", "reason": "GatewayPodPending",
@@ -83,7 +84,7 @@ async fn no_active_pod_among_several_is_a_condition_an_event_and_no_fabric() {
     script.extend([
         Exchange::get(
             PODS,
-            pods(vec![
+            pods(&[
                 pod("gw-cl02-abc", "10.0.1.5", "n1", false),
                 pod("gw-cl02-def", "10.0.2.7", "n2", false),
             ]),

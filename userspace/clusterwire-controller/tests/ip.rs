@@ -90,8 +90,7 @@ async fn a_network_ref_is_a_warning_event_and_an_error() {
         .await
         .expect_err("unsupported");
     server.done().await;
-    let message =
-        "spec.networkRef liqo/pods: only the external CIDR (no networkRef) is supported";
+    let message = "spec.networkRef liqo/pods: only the external CIDR (no networkRef) is supported";
     assert_eq!(err, message);
     let events = events.lock().expect("lock").clone();
     assert_eq!(

@@ -19,8 +19,7 @@ pub const TEMPLATE: &str =
 pub const ACCOUNT: &str = "/api/v1/namespaces/liqo-tenant-cl02/serviceaccounts/cl02";
 pub const ROLEBINDING: &str =
     "/apis/rbac.authorization.k8s.io/v1/namespaces/liqo-tenant-cl02/rolebindings/gw-cl02";
-pub const CLUSTERROLEBINDING: &str =
-    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/clusterwire-gateway:liqo-tenant-cl02:cl02";
+pub const CLUSTERROLEBINDING: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/clusterwire-gateway:liqo-tenant-cl02:cl02";
 pub const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/liqo-tenant-cl02/deployments/gw-cl02";
 pub const SERVICE: &str = "/api/v1/namespaces/liqo-tenant-cl02/services/gw-cl02";
 /// The pods of the Deployment: its `matchLabels`.
@@ -122,13 +121,13 @@ pub fn pod(name: &str, ip: &str, node: &str, active: bool) -> Value {
            "status": {"phase": "Running", "podIP": ip}})
 }
 
-pub fn pods(items: Vec<Value>) -> Value {
+pub fn pods(items: &[Value]) -> Value {
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
 }
 
 /// The single active pod `gw-cl02-abc` (10.0.1.5 on n1).
 pub fn active_pods() -> Value {
-    pods(vec![pod("gw-cl02-abc", "10.0.1.5", "n1", true)])
+    pods(&[pod("gw-cl02-abc", "10.0.1.5", "n1", true)])
 }
 
 pub fn node(name: &str, address: &str) -> Value {
@@ -145,7 +144,8 @@ pub fn configurations(remapped: bool) -> Value {
         "spec": {"remote": {"cidr": {"pod": ["10.0.0.0/16"], "external": ["10.70.0.0/16"]}}}
     });
     if remapped {
-        conf["status"] = json!({"remote": {"cidr": {"pod": ["10.1.0.0/16"], "external": ["10.2.0.0/16"]}}});
+        conf["status"] =
+            json!({"remote": {"cidr": {"pod": ["10.1.0.0/16"], "external": ["10.2.0.0/16"]}}});
     }
     json!({"apiVersion": "networking.liqo.io/v1beta1", "kind": "ConfigurationList",
            "metadata": {}, "items": [conf]})
@@ -166,9 +166,7 @@ pub fn fabric(kind: &str, internal: &str, gateway_ip: &str) -> Value {
 /// The `RoleBinding` and `ClusterRoleBinding` of the gateway's `ServiceAccount` `account`.
 pub fn bindings(kind: &str, account: &str) -> (Value, Value) {
     let subjects = json!([{"kind": "ServiceAccount", "name": account, "namespace": NS}]);
-    let role_ref = |name: &str| {
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name})
-    };
+    let role_ref = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
     (
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                "metadata": {"name": "gw-cl02", "namespace": NS,
