@@ -4,11 +4,15 @@
 //! eBPF-native on the pod's device toward its node, `clusterwire_daemon::geneve`), fills the
 //! maps and routes from its resources (`--manifests DIR`, or the API server with `--kubernetes`;
 //! applied as a difference), runs the reference-compatible health check, writes the Connection
-//! status (`DIR/status/`, or server-side apply) and serves metrics.
+//! status (`DIR/status/`, or server-side apply) and serves metrics. With replicas
+//! (`--leader-elect`, `--lease-file`) only the elected one does all that; the others stand by
+//! (`ha`).
 #![forbid(unsafe_code)]
 
 mod apply;
 mod config;
+mod fabric_file;
+mod ha;
 mod health;
 mod metrics;
 mod source;
@@ -19,6 +23,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
 use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
+use clusterwire_election::Lost;
 use clusterwire_fabric::{
     connection,
     desired::{self, DesiredError, GatewayDesired, TUNNEL_INTERFACE},
@@ -26,9 +31,20 @@ use clusterwire_fabric::{
     snapshot::Kind,
 };
 use clusterwire_links::wireguard::{self, InterfaceSettings, PrivateKey};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    task::JoinHandle,
+};
 use tracing::{error, info, warn};
 
-use crate::{apply::Gateway, config::Config, health::Health, metrics::Metrics, source::Source};
+use crate::{
+    apply::Gateway,
+    config::Config,
+    ha::{Active, Outcome, Replica},
+    health::Health,
+    metrics::Metrics,
+    source::Source,
+};
 
 /// How long a client waits for a pong before starting a new WireGuard handshake: two missed
 /// health intervals.
@@ -101,10 +117,13 @@ fn serve_metrics(addr: Option<std::net::SocketAddr>) -> (Arc<Metrics>, http::Rea
     (metrics, ready)
 }
 
-/// Brings the gateway up: WireGuard, the datapath, the metrics endpoint and the health socket.
-async fn start(config: Config) -> anyhow::Result<Running> {
-    // First, so a bad --kubeconfig or a missing service account fails before the pod changes.
-    let mut source = Source::open(&config.origin, &config.id).await?;
+/// Brings the gateway up: WireGuard, the datapath and the health socket.
+async fn start(
+    config: Config,
+    mut source: Source,
+    metrics: Arc<Metrics>,
+    ready: http::Ready,
+) -> anyhow::Result<Running> {
     sysctl::router()?;
     let private_key = PrivateKey::from_file(&config.private_key)
         .with_context(|| format!("private key {}", config.private_key.display()))?;
@@ -175,7 +194,6 @@ async fn start(config: Config) -> anyhow::Result<Running> {
         unreachable: std::collections::BTreeSet::new(),
     };
 
-    let (metrics, ready) = serve_metrics(config.metrics_addr);
     let health = Health::bind(
         current.wireguard.address.addr(),
         current.peer_tunnel_address,
@@ -201,36 +219,173 @@ async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// How the main loop ended.
+enum End {
+    /// SIGINT (or SIGTERM with replicas).
+    Stopped,
+    /// The Lease was lost.
+    Lost(Lost),
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
-    let mut running = start(config).await?;
-    let mut poll = tokio::time::interval(running.config.poll);
-    let mut pinger = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = poll.tick() => {}
-            _ = pinger.tick() => { running.health.ping().await; }
-            r = running.health.receive() => {
-                match r {
-                    // The pong that connects may answer a ping that waited for the WireGuard
-                    // handshake (seconds): measure the established tunnel right away, and let
-                    // the status carry that measurement instead of the first one.
-                    Ok(Some(State::Connected)) => {
-                        running.health.ping().await;
-                        running.provisional_latency = true;
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!("health socket: {e}"),
+    // First, so a bad --kubeconfig or a missing service account fails before the pod changes.
+    let client = source::kubernetes_client(&config.origin).await?;
+    let source = Source::open(&config.origin, &config.id, client.as_ref())?;
+    let (metrics, ready) = serve_metrics(config.metrics_addr);
+    // With replicas, SIGTERM (Kubernetes stopping the pod) steps down cleanly, so a standby
+    // takes over at once; without, it ends the process as before.
+    let mut term = match config.ha {
+        Some(_) => Some(signal(SignalKind::terminate()).context("SIGTERM handler")?),
+        None => None,
+    };
+    let active = match &config.ha {
+        None => None,
+        Some(ha) => {
+            let replica = Replica::new(ha, &config.id, client.as_ref())?;
+            let stop = async {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    () = terminated(&mut term) => {}
                 }
-                continue;
-            }
-            _ = tokio::signal::ctrl_c() => {
-                info!("stopping; the pinned datapath keeps forwarding");
-                return Ok(());
+            };
+            match replica.elect(&config.underlay_dev, stop).await? {
+                Outcome::Active(active) => Some(Arc::new(*active)),
+                Outcome::Stopped => return Ok(()),
             }
         }
-        running.step().await;
-        if running.rehandshake_due() {
-            running.rehandshake().await;
+    };
+    set_leader(&metrics, true);
+    // The Lease is renewed by a task of its own from now on, through the startup (which may
+    // wait long for a valid configuration) and the main loop, so a long apply does not delay
+    // a renewal.
+    let mut renewal = active
+        .clone()
+        .map(|active| tokio::spawn(async move { active.lost().await }));
+    let started = tokio::select! {
+        started = start(config, source, metrics, ready) => started,
+        lost = lost(&mut renewal) => Err(anyhow::anyhow!("{lost} while starting")),
+    };
+    let mut running = match started {
+        Ok(running) => running,
+        Err(e) => {
+            stop_renewing(renewal).await;
+            step_down(None, active).await;
+            return Err(e);
+        }
+    };
+    let end = running.serve(&mut renewal, &mut term).await;
+    stop_renewing(renewal).await;
+    match end {
+        End::Stopped if active.is_none() => {
+            info!("stopping; the pinned datapath keeps forwarding");
+            Ok(())
+        }
+        End::Stopped => {
+            info!("stopping: stepping down so that a standby takes over");
+            step_down(Some(running), active).await;
+            Ok(())
+        }
+        End::Lost(lost) => {
+            error!("{lost}: no longer the active replica");
+            step_down(Some(running), active).await;
+            Err(anyhow::anyhow!(
+                "{lost}: exiting so that this replica restarts as a standby"
+            ))
+        }
+    }
+}
+
+/// Leaves the active role: the WireGuard link goes first (a replica that is not active must
+/// not dial or answer the peer), then the pod label and the lease.
+async fn step_down(running: Option<Running>, active: Option<Arc<Active>>) {
+    if let Some(running) = running {
+        running.ready.set(false);
+        set_leader(&running.metrics, false);
+        if let Err(e) = running.gateway.tunnel.delete() {
+            warn!("deleting the WireGuard link: {e}");
+        }
+    }
+    match active.map(Arc::try_unwrap) {
+        Some(Ok(active)) => active.step_down().await,
+        Some(Err(_)) => warn!("the lease is still in use: not released"),
+        None => {}
+    }
+}
+
+/// Ends the Lease renewal task (its lease reference goes with it).
+async fn stop_renewing(task: Option<JoinHandle<Lost>>) {
+    if let Some(task) = task {
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+/// SIGTERM, if handled; never otherwise.
+async fn terminated(term: &mut Option<Signal>) {
+    match term {
+        Some(term) => {
+            term.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The task renewing the Lease ended: leadership was lost. Never without replicas.
+async fn lost(task: &mut Option<JoinHandle<Lost>>) -> Lost {
+    match task {
+        Some(task) => match task.await {
+            Ok(lost) => lost,
+            Err(e) => {
+                error!("the lease renewal task failed: {e}");
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn set_leader(metrics: &Metrics, leader: bool) {
+    if let Ok(mut s) = metrics.0.lock() {
+        s.leader = leader;
+    }
+}
+
+impl Running {
+    /// The main loop: polls, health checks, applies and writes the status until stopped or
+    /// the leadership is lost.
+    async fn serve(
+        &mut self,
+        lease: &mut Option<JoinHandle<Lost>>,
+        term: &mut Option<Signal>,
+    ) -> End {
+        let mut poll = tokio::time::interval(self.config.poll);
+        let mut pinger = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {}
+                _ = pinger.tick() => { self.health.ping().await; }
+                r = self.health.receive() => {
+                    match r {
+                        // The pong that connects may answer a ping that waited for the WireGuard
+                        // handshake (seconds): measure the established tunnel right away, and let
+                        // the status carry that measurement instead of the first one.
+                        Ok(Some(State::Connected)) => {
+                            self.health.ping().await;
+                            self.provisional_latency = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!("health socket: {e}"),
+                    }
+                    continue;
+                }
+                _ = tokio::signal::ctrl_c() => return End::Stopped,
+                () = terminated(term) => return End::Stopped,
+                lost = lost(lease) => return End::Lost(lost),
+            }
+            self.step().await;
+            if self.rehandshake_due() {
+                self.rehandshake().await;
+            }
         }
     }
 }
@@ -286,11 +441,11 @@ impl Running {
                 .is_some_and(|w| w.value == status.value);
         if refresh || connection::should_write(self.written.as_ref(), &status) {
             let uid = self.source.gateway_uid(&self.config.id);
-            let mut conn = connection::connection(
+            let mut conn = source::owned_by_gateway(connection::connection(
                 &self.config.id,
                 &self.current.remote_cluster_id,
                 uid.as_deref(),
-            );
+            ));
             conn.status = Some(status.clone());
             match self.source.write_status(&conn).await {
                 Ok(()) => {

@@ -21,6 +21,8 @@ pub struct Sample {
     pub peer_bytes: (u64, u64),
     pub applies: u64,
     pub apply_errors: u64,
+    /// The active replica (always, without replica flags); a standby is 0.
+    pub leader: bool,
 }
 
 /// The shared sample behind the endpoint.
@@ -42,10 +44,7 @@ pub fn render(s: &Sample) -> String {
         s.cluster_id.replace('"', "")
     );
     let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
+        write_metric(&mut out, name, kind, help, lines);
     };
     metric(
         "liqo_peer_is_connected",
@@ -123,7 +122,14 @@ pub fn render(s: &Sample) -> String {
             ("direction=\"tx\"".to_owned(), s.peer_bytes.1),
         ],
     );
-    metric(
+    render_gateway(&mut out, s);
+    out
+}
+
+/// The gateway's own metrics: applies, and whether this replica is the active one.
+fn render_gateway(out: &mut String, s: &Sample) {
+    write_metric(
+        out,
         "clusterwire_gateway_applies_total",
         "counter",
         "Desired-state applications, and failed ones.",
@@ -132,7 +138,25 @@ pub fn render(s: &Sample) -> String {
             ("result=\"error\"".to_owned(), s.apply_errors),
         ],
     );
-    out
+    write_metric(
+        out,
+        "clusterwire_gateway_leader",
+        "gauge",
+        "Whether this replica is the active one (holds the lease); 1 without replicas.",
+        &[(String::new(), u64::from(s.leader))],
+    );
+}
+
+/// One metric family: HELP, TYPE and a line per label set (none when the labels are empty).
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, lines: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in lines {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +173,7 @@ mod tests {
             rx_bytes: 10,
             tx_bytes: 20,
             drops: vec![("spoofed_source", 3)],
+            leader: true,
             ..Sample::default()
         };
         let text = render(&s);
@@ -159,8 +184,11 @@ mod tests {
             "liqo_peer_transmit_bytes_total{driver=\"wireguard\",cluster_id=\"cl02\"} 20",
             "liqo_wireguard_implementation{implementation=\"userspace\"} 1",
             "clusterwire_datapath_drops_total{reason=\"spoofed_source\"} 3",
+            "clusterwire_gateway_leader 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
+        let standby = render(&Sample::default());
+        assert!(standby.lines().any(|l| l == "clusterwire_gateway_leader 0"));
     }
 }

@@ -1,5 +1,6 @@
 //! Where the gateway's resources come from (`--manifests DIR` or the API server with
 //! `--kubernetes`), and where its Connection goes (`DIR/status/` or server-side apply).
+use anyhow::Context as _;
 use clusterwire_api::networking::Connection;
 use clusterwire_api::validation::ManifestValidator;
 pub use clusterwire_daemon::origin::{Origin, client};
@@ -8,7 +9,41 @@ use clusterwire_fabric::{
     kubernetes, manifests,
     snapshot::Snapshot,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use tracing::warn;
+
+/// `connection` owned by its `GatewayServer` or `GatewayClient` (`spec.gatewayRef`), so it is
+/// deleted with it; only when the gateway's UID is known (Kubernetes mode). The owner is the
+/// controller reference, without `blockOwnerDeletion` (which would need the gateway's
+/// `finalizers` permission).
+pub fn owned_by_gateway(mut connection: Connection) -> Connection {
+    let gateway = &connection.spec.gateway_ref;
+    if let (Some(api_version), Some(kind), Some(name), Some(uid)) = (
+        &gateway.api_version,
+        &gateway.kind,
+        &gateway.name,
+        &gateway.uid,
+    ) {
+        connection.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+            name: name.clone(),
+            uid: uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]);
+    }
+    connection
+}
+
+/// The API client of Kubernetes mode (`None` in file mode): one for the watches, the
+/// Connection and the election.
+pub async fn kubernetes_client(origin: &Origin) -> anyhow::Result<Option<kube::Client>> {
+    match origin {
+        Origin::Manifests(_) => Ok(None),
+        Origin::Kubernetes { kubeconfig } => Ok(Some(client(kubeconfig.as_deref()).await?)),
+    }
+}
 
 /// The gateway's source of resources and its status writer.
 pub enum Source {
@@ -25,13 +60,20 @@ pub enum Source {
 }
 
 impl Source {
-    /// Opens `origin` for gateway `id`.
-    pub async fn open(origin: &Origin, id: &GatewayId) -> anyhow::Result<Self> {
+    /// Opens `origin` for gateway `id`; `client` is the API client in Kubernetes mode (see
+    /// [`kubernetes_client`]).
+    pub fn open(
+        origin: &Origin,
+        id: &GatewayId,
+        client: Option<&kube::Client>,
+    ) -> anyhow::Result<Self> {
         let validator = ManifestValidator::for_api()?;
         Ok(match origin {
             Origin::Manifests(dir) => Self::Manifests(manifests::Source::new(dir, validator)),
-            Origin::Kubernetes { kubeconfig } => {
-                let client = client(kubeconfig.as_deref()).await?;
+            Origin::Kubernetes { .. } => {
+                let client = client
+                    .context("Kubernetes mode without a Kubernetes client")?
+                    .clone();
                 let namespace = &id.key.namespace;
                 let scope = kubernetes::Scope::gateway(namespace.clone());
                 Self::Kubernetes {
@@ -102,5 +144,36 @@ impl Source {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clusterwire_fabric::{
+        connection::connection,
+        desired::{GatewayId, Role},
+        snapshot::Key,
+    };
+    use serde_json::json;
+
+    use super::owned_by_gateway;
+
+    #[test]
+    fn the_connection_is_owned_by_its_gateway_when_its_uid_is_known() {
+        let id = GatewayId {
+            role: Role::Client,
+            key: Key::new("liqo-tenant-cl01", "cl01"),
+        };
+        let owned = owned_by_gateway(connection(&id, "cl01", Some("8f0e-uid")));
+        assert_eq!(
+            serde_json::to_value(&owned.metadata.owner_references).expect("json"),
+            json!([{"apiVersion": "networking.liqo.io/v1beta1", "kind": "GatewayClient",
+                    "name": "cl01", "uid": "8f0e-uid", "controller": true}])
+        );
+        let file_mode = owned_by_gateway(connection(&id, "cl01", None));
+        assert_eq!(
+            file_mode.metadata.owner_references, None,
+            "no UID, no owner"
+        );
     }
 }
