@@ -267,7 +267,7 @@ fn lab_configuration_removed_stops_the_peering_and_readded_resumes_it() {
         .into_iter()
         .filter(|d| !d.contains("kind: Configuration\n"))
         .collect();
-    assert_eq!(without.len(), 3, "{original}");
+    assert_eq!(without.len(), 2, "{original}");
     write_manifest(&file, &without.join("\n---\n"));
     let stopped = wait_for(
         "the client gateway withdraws its remaps",
@@ -592,12 +592,17 @@ fn lab_gateway_pod_address_change_is_followed_by_the_agents() {
         .collect();
     restart_daemon(CLIENT_GW, &argv);
 
-    let file = tenant_file("cl02", "cl01");
-    let original = read(&file);
-    let moved = original.replace(&format!("\"{old}\""), &format!("\"{new}\""));
-    assert_eq!(moved.matches(new).count(), 2, "{moved}");
-    write_manifest(&file, &moved);
+    // The GatewayClient's status in the tenant file, the InternalFabric in its own file.
     let changed = Instant::now();
+    for file in [
+        tenant_file("cl02", "cl01"),
+        manifests("cl02").join("fabric-cl01.yaml"),
+    ] {
+        let original = read(&file);
+        let moved = original.replace(&format!("\"{old}\""), &format!("\"{new}\""));
+        assert_eq!(moved.matches(new).count(), 1, "{moved}");
+        write_manifest(&file, &moved);
+    }
     for (ns, via) in [
         (node, format!("10.1.0.0/16 via {new} dev veth-gw-cl01")),
         (

@@ -21,7 +21,7 @@ use nix::{
 use super::{
     Paths, Settings,
     keys::key_path,
-    plan::{PREFIX, Plan, role_name},
+    plan::{METRICS_PORT, PREFIX, Plan, role_name},
 };
 
 /// The agent binary.
@@ -86,10 +86,8 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
         let manifests = manifests.to_string_lossy();
         for gateway in &cluster.gateways {
             let key = key_path(&paths.clusters(), &cluster.name, &gateway.peer);
-            all.push(Daemon {
-                instance: gateway.instance.clone(),
-                program: GATEWAY,
-                args: [
+            for (_, pod, instance) in gateway.replicas() {
+                let mut args: Vec<String> = [
                     "--manifests",
                     &manifests,
                     "--gateway",
@@ -99,7 +97,7 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
                     "--private-key",
                     &key.to_string_lossy(),
                     "--netns",
-                    &gateway.pod.netns,
+                    &pod.netns,
                     "--underlay-dev",
                     "eth0",
                     "--wireguard",
@@ -107,13 +105,28 @@ pub fn daemons(plan: &Plan, settings: &Settings, paths: &Paths) -> Vec<Daemon> {
                     "--geneve",
                     geneve,
                     "--instance",
-                    &gateway.instance,
+                    instance,
                     "--metrics-addr",
-                    &gateway.metrics_addr(),
+                    &format!("{}:{METRICS_PORT}", pod.address),
                 ]
                 .map(str::to_owned)
-                .to_vec(),
-            });
+                .to_vec();
+                if gateway.standby.is_some() {
+                    let lease = paths.lease(&cluster.name, &gateway.peer);
+                    let fabric = paths.manifests(&cluster.name).join(gateway.fabric_file());
+                    args.extend([
+                        "--lease-file".to_owned(),
+                        lease.to_string_lossy().into_owned(),
+                        "--fabric-file".to_owned(),
+                        fabric.to_string_lossy().into_owned(),
+                    ]);
+                }
+                all.push(Daemon {
+                    instance: instance.to_owned(),
+                    program: GATEWAY,
+                    args,
+                });
+            }
         }
     }
     all
@@ -295,6 +308,7 @@ mod tests {
             wireguard: "userspace".into(),
             geneve: "ebpf".into(),
             mixed: false,
+            standby: false,
             daemons: true,
             bin_dir: PathBuf::from("/bin"),
         };
@@ -325,6 +339,46 @@ mod tests {
     }
 
     #[test]
+    fn standby_replicas_share_a_lease_file_and_the_fabric_file() {
+        let plan = Plan::new(2).expect("plan").with_standby();
+        let settings = Settings {
+            clusters: 2,
+            wireguard: "userspace".into(),
+            geneve: "ebpf".into(),
+            mixed: false,
+            standby: true,
+            daemons: true,
+            bin_dir: PathBuf::from("/bin"),
+        };
+        let all = daemons(&plan, &settings, &Paths::new("/run/clusterwire-lab"));
+        assert_eq!(all.len(), 4 + 3);
+        let replicas: Vec<&Daemon> = all
+            .iter()
+            .filter(|d| d.instance.starts_with("cwlab-cl02-gw-cl01"))
+            .collect();
+        assert_eq!(replicas.len(), 2);
+        let tail = " --lease-file /run/clusterwire-lab/clusters/cl02/leases/gw-cl01.lease \
+                    --fabric-file /run/clusterwire-lab/clusters/cl02/manifests/fabric-cl01.yaml";
+        assert_eq!(
+            replicas[1].args.join(" "),
+            format!(
+                "--manifests /run/clusterwire-lab/clusters/cl02/manifests \
+                 --gateway liqo-tenant-cl01/cl01 --role client \
+                 --private-key /run/clusterwire-lab/clusters/cl02/keys/gw-cl01.key \
+                 --netns cwlab-cl02-gw-cl01-b --underlay-dev eth0 --wireguard userspace \
+                 --geneve ebpf --instance cwlab-cl02-gw-cl01-b --metrics-addr 10.0.2.151:9090{tail}"
+            )
+        );
+        assert!(replicas[0].args.join(" ").ends_with(tail));
+        // The server has no standby and keeps today's command line.
+        let server = all
+            .iter()
+            .find(|d| d.instance == "cwlab-cl01-gw-cl02")
+            .expect("server");
+        assert!(!server.args.iter().any(|a| a == "--lease-file"));
+    }
+
+    #[test]
     fn mixed_lab_crosses_implementations_in_every_cluster_and_tunnel() {
         let plan = Plan::new(3).expect("plan");
         let settings = Settings {
@@ -332,6 +386,7 @@ mod tests {
             wireguard: "auto".into(),
             geneve: "auto".into(),
             mixed: true,
+            standby: false,
             daemons: true,
             bin_dir: PathBuf::from("/bin"),
         };

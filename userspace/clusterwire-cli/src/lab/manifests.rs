@@ -7,7 +7,10 @@
 //! - `cluster.yaml`: the cluster-id `ConfigMap` (a kind the daemons ignore; kept for tooling);
 //! - `tenant-<peer>.yaml`, per peer: the `Configuration` (remote CIDRs and their remaps from the
 //!   IPAM in `status.remote.cidr`), the `GatewayServer` or `GatewayClient` (with
-//!   `status.internalEndpoint`), the peer's `PublicKey` and the gateway's `InternalFabric`.
+//!   `status.internalEndpoint`) and the peer's `PublicKey`;
+//! - `fabric-<peer>.yaml`, per peer: the gateway's `InternalFabric` alone, so that with standby
+//!   replicas the elected gateway can write its pod address into `spec.gatewayIP` (the
+//!   controller's job on Kubernetes).
 //!
 //! Objects are built as JSON values and written as YAML; the host tests load every generated
 //! directory through `clusterwire_fabric::manifests` and compute every daemon's desired state.
@@ -240,7 +243,11 @@ pub fn cluster_files(plan: &Plan, cluster: &Cluster, keys: &Keys) -> anyhow::Res
         });
         files.push(File {
             name: format!("tenant-{peer}.yaml"),
-            objects: vec![configuration, gateway_object, public_key, fabric],
+            objects: vec![configuration, gateway_object, public_key],
+        });
+        files.push(File {
+            name: gateway.fabric_file(),
+            objects: vec![fabric],
         });
     }
     Ok(files)
@@ -470,7 +477,14 @@ mod tests {
             tenant.objects[2]["spec"]["publicKey"].as_str(),
             keys.public("cl01", "cl02").as_deref()
         );
-        assert_eq!(tenant.objects[3]["spec"]["gatewayIP"], "10.0.1.101");
+        assert_eq!(tenant.objects.len(), 3);
+        let fabric = files
+            .iter()
+            .find(|f| f.name == "fabric-cl01.yaml")
+            .expect("fabric file");
+        assert_eq!(fabric.objects.len(), 1, "the InternalFabric alone");
+        assert_eq!(fabric.objects[0]["kind"], "InternalFabric");
+        assert_eq!(fabric.objects[0]["spec"]["gatewayIP"], "10.0.1.101");
         assert_eq!(
             tenant.objects[0]["status"]["remote"]["cidr"]["pod"][0],
             "10.1.0.0/16"

@@ -147,6 +147,11 @@ struct UpArgs {
     /// to userspace, and every node talks to its gateway across the two Geneve implementations.
     #[arg(long, conflicts_with_all = ["wireguard", "geneve"])]
     mixed: bool,
+    /// A standby replica for every client gateway, on the other node: the two replicas elect
+    /// the active one through a lease file, and the active one writes its pod address into its
+    /// `InternalFabric` (`fabric-<peer>.yaml`), which the agents follow.
+    #[arg(long)]
+    standby: bool,
     /// Where `clusterwire-agent` and `clusterwire-gateway` are (default: cwctl's directory).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -170,10 +175,25 @@ pub struct Settings {
     /// Mixed implementations per cluster (`up --mixed`), instead of `wireguard` and `geneve`.
     #[serde(default)]
     pub mixed: bool,
+    /// Standby replicas of the client gateways (`up --standby`).
+    #[serde(default)]
+    pub standby: bool,
     /// Whether daemons were started.
     pub daemons: bool,
     /// Where the daemons' binaries are.
     pub bin_dir: PathBuf,
+}
+
+impl Settings {
+    /// The lab's plan: `clusters` clusters, with standby replicas if asked for.
+    pub fn plan(&self) -> Result<Plan, plan::PlanError> {
+        let plan = Plan::new(self.clusters)?;
+        Ok(if self.standby {
+            plan.with_standby()
+        } else {
+            plan
+        })
+    }
 }
 
 /// The lab's files under its state directory.
@@ -206,6 +226,15 @@ impl Paths {
     /// `clusters/<cluster>/manifests/`, the daemons' `--manifests`.
     pub fn manifests(&self, cluster: &str) -> PathBuf {
         self.clusters().join(cluster).join("manifests")
+    }
+
+    /// `clusters/<cluster>/leases/gw-<peer>.lease`: the lease file the replicas of a gateway
+    /// elect the active one with (outside the manifests directory: it is no manifest).
+    pub fn lease(&self, cluster: &str, peer: &str) -> PathBuf {
+        self.clusters()
+            .join(cluster)
+            .join("leases")
+            .join(format!("gw-{peer}.lease"))
     }
 
     /// `logs/`.
@@ -300,7 +329,7 @@ pub fn load(paths: &Paths) -> anyhow::Result<(Plan, Settings)> {
     })?;
     let settings: Settings =
         serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
-    let plan = Plan::new(settings.clusters)?;
+    let plan = settings.plan()?;
     Ok((plan, settings))
 }
 
@@ -336,10 +365,11 @@ fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<()> {
         wireguard: mode_name(&args.wireguard),
         geneve: mode_name(&args.geneve),
         mixed: args.mixed,
+        standby: args.standby,
         daemons: !args.no_daemons,
         bin_dir: bin_dir.clone(),
     };
-    let plan = Plan::new(args.clusters)?;
+    let plan = settings.plan()?;
     print!("{plan}");
 
     let result = (|| -> anyhow::Result<()> {
@@ -353,6 +383,14 @@ fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<()> {
         for cluster in &plan.clusters {
             let files = manifests::cluster_files(&plan, cluster, &keys)?;
             manifests::write(&paths.manifests(&cluster.name), &files)?;
+            if settings.standby {
+                for gateway in &cluster.gateways {
+                    if let Some(dir) = paths.lease(&cluster.name, &gateway.peer).parent() {
+                        fs::create_dir_all(dir)
+                            .with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                }
+            }
         }
         println!("[2/4] namespaces, links and CNI rules");
         topology::build(&plan)?;
@@ -406,7 +444,8 @@ fn exec(plan: &Plan, target: &str, command: &[String]) -> anyhow::Result<()> {
                     .chain(
                         c.gateways
                             .iter()
-                            .map(|g| format!("{}/{}", c.name, g.pod.name)),
+                            .flat_map(plan::Gateway::replicas)
+                            .map(|(_, pod, _)| format!("{}/{}", c.name, pod.name)),
                     )
                     .collect::<Vec<_>>()
             })

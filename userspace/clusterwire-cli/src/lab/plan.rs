@@ -103,6 +103,20 @@ pub struct Gateway {
     pub instance: String,
     /// A server's `NodePort` on its node's WAN address.
     pub node_port: Option<u16>,
+    /// The standby replica (`up --standby`, client gateways only): a second gateway pod on
+    /// the other node, electing the active one with the primary through a lease file.
+    pub standby: Option<Replica>,
+}
+
+/// A further replica of a gateway: its own pod, node and daemon instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// Short name of the node the pod runs on.
+    pub node: String,
+    /// The pod.
+    pub pod: Pod,
+    /// Instance name: `cwlab-cl02-gw-cl01-b`.
+    pub instance: String,
 }
 
 impl Gateway {
@@ -116,9 +130,19 @@ impl Gateway {
         format!("status/connection-{}-gw-{}.yaml", self.namespace, self.name)
     }
 
-    /// Where its metrics are served (inside its pod namespace).
-    pub fn metrics_addr(&self) -> String {
-        format!("{}:{METRICS_PORT}", self.pod.address)
+    /// Every replica as (node, pod, instance): the primary, then the standby if any.
+    pub fn replicas(&self) -> impl Iterator<Item = (&str, &Pod, &str)> {
+        std::iter::once((self.node.as_str(), &self.pod, self.instance.as_str())).chain(
+            self.standby
+                .iter()
+                .map(|r| (r.node.as_str(), &r.pod, r.instance.as_str())),
+        )
+    }
+
+    /// The file holding its `InternalFabric`, relative to the manifests directory (its own
+    /// file, so an elected gateway can rewrite `spec.gatewayIP` in it).
+    pub fn fabric_file(&self) -> String {
+        format!("fabric-{}.yaml", self.peer)
     }
 }
 
@@ -165,8 +189,24 @@ impl Cluster {
             all.push(node.netns.clone());
             all.extend(node.pods.iter().map(|p| p.netns.clone()));
         }
-        all.extend(self.gateways.iter().map(|g| g.pod.netns.clone()));
+        all.extend(
+            self.gateways
+                .iter()
+                .flat_map(|g| g.replicas().map(|(_, pod, _)| pod.netns.clone())),
+        );
         all
+    }
+
+    /// Every gateway pod on node `short`, with its gateway.
+    pub fn gateway_pods_on<'a>(
+        &'a self,
+        short: &'a str,
+    ) -> impl Iterator<Item = (&'a Gateway, &'a Pod)> + 'a {
+        self.gateways.iter().flat_map(move |g| {
+            g.replicas()
+                .filter(move |(node, _, _)| *node == short)
+                .map(move |(_, pod, _)| (g, pod))
+        })
     }
 }
 
@@ -315,8 +355,38 @@ impl Plan {
         cluster
             .gateways
             .iter()
-            .find(|g| g.pod.name == name)
-            .map(|g| g.pod.netns.clone())
+            .flat_map(Gateway::replicas)
+            .find(|(_, pod, _)| pod.name == name)
+            .map(|(_, pod, _)| pod.netns.clone())
+    }
+
+    /// Gives every client gateway a standby replica on the other node, at
+    /// 10.0.k.(150 + peer number), pod `gw-<peer>-b`.
+    #[must_use]
+    pub fn with_standby(mut self) -> Self {
+        for cluster in &mut self.clusters {
+            let name = cluster.name.clone();
+            for gateway in &mut cluster.gateways {
+                if gateway.role != Role::Client {
+                    continue;
+                }
+                let primary: u8 = gateway.node[1..].parse().unwrap_or(1);
+                let k = primary % NODES + 1;
+                let peer_index: u8 = gateway.peer[2..].parse().unwrap_or(0);
+                let pod_name = format!("gw-{}-b", gateway.peer);
+                gateway.standby = Some(Replica {
+                    node: format!("n{k}"),
+                    pod: Pod {
+                        netns: format!("{PREFIX}{name}-{pod_name}"),
+                        address: Ipv4Addr::new(10, 0, k, 150 + peer_index),
+                        node_veth: format!("veth-{pod_name}"),
+                        name: pod_name.clone(),
+                    },
+                    instance: format!("{PREFIX}{name}-{pod_name}"),
+                });
+            }
+        }
+        self
     }
 }
 
@@ -385,6 +455,7 @@ fn build_cluster(index: u8, peerings: &[Peering]) -> Cluster {
                 name: peer.clone(),
                 instance: format!("{PREFIX}{name}-{pod_name}"),
                 node_port: None,
+                standby: None,
                 peer,
             }
         })
@@ -485,6 +556,13 @@ impl fmt::Display for Plan {
                 if let Some(v) = view {
                     write!(f, "; sees {} pods as {}", g.peer, v.pod)?;
                 }
+                if let Some(r) = &g.standby {
+                    write!(
+                        f,
+                        "; standby {} on {} at {}",
+                        r.pod.name, r.node, r.pod.address
+                    )?;
+                }
                 writeln!(f)?;
             }
         }
@@ -556,8 +634,50 @@ mod tests {
     }
 
     #[test]
+    fn standby_replicas_go_to_client_gateways_on_the_other_node() {
+        let plan = Plan::new(3).expect("plan").with_standby();
+        for c in &plan.clusters {
+            for g in &c.gateways {
+                match (g.role, &g.standby) {
+                    (Role::Server, None) => {}
+                    (Role::Client, Some(r)) => {
+                        assert_ne!(r.node, g.node, "{}", r.instance);
+                        assert_eq!(r.pod.name, format!("{}-b", g.pod.name));
+                        assert_eq!(r.instance, format!("{}-b", g.instance));
+                        assert!(r.pod.node_veth.len() <= 15, "{}", r.pod.node_veth);
+                    }
+                    other => panic!("{}: {other:?}", g.instance),
+                }
+            }
+        }
+        let cl02 = plan.cluster("cl02").expect("cl02");
+        let client = cl02.gateway("cl01").expect("client");
+        let replicas: Vec<(&str, Ipv4Addr)> = client
+            .replicas()
+            .map(|(node, pod, _)| (node, pod.address))
+            .collect();
+        assert_eq!(
+            replicas,
+            [
+                ("n1", Ipv4Addr::new(10, 0, 1, 101)),
+                ("n2", Ipv4Addr::new(10, 0, 2, 151))
+            ]
+        );
+        assert_eq!(client.fabric_file(), "fabric-cl01.yaml");
+        assert_eq!(
+            plan.netns_of("cl02/gw-cl01-b").as_deref(),
+            Some("cwlab-cl02-gw-cl01-b")
+        );
+        let on_n2: Vec<&str> = cl02
+            .gateway_pods_on("n2")
+            .map(|(_, pod)| pod.name.as_str())
+            .collect();
+        assert_eq!(on_n2, ["gw-cl01-b", "gw-cl03"]);
+    }
+
+    #[test]
     fn addresses_are_unique_and_names_fit() {
-        let plan = Plan::new(3).expect("plan");
+        let plan = Plan::new(3).expect("plan").with_standby();
         let mut names = plan.namespaces();
         let n = names.len();
         names.sort();
@@ -566,7 +686,11 @@ mod tests {
         assert!(names.iter().all(|n| n.starts_with(PREFIX)));
         for c in &plan.clusters {
             let mut addrs: Vec<Ipv4Addr> = c.pods().map(|(_, p)| p.address).collect();
-            addrs.extend(c.gateways.iter().map(|g| g.pod.address));
+            addrs.extend(
+                c.gateways
+                    .iter()
+                    .flat_map(|g| g.replicas().map(|(_, pod, _)| pod.address)),
+            );
             addrs.extend(c.nodes.iter().map(|n| n.cni_address));
             let len = addrs.len();
             addrs.sort();

@@ -37,6 +37,8 @@ pub struct Status {
     pub wireguard: String,
     /// `--geneve`.
     pub geneve: String,
+    /// Whether the client gateways have standby replicas (`up --standby`).
+    pub standby: bool,
     /// Whether daemons were started.
     pub daemons: bool,
     /// Instances whose daemon runs.
@@ -113,6 +115,7 @@ pub fn run(plan: &Plan, settings: &Settings, paths: &Paths, json: bool) -> anyho
         wireguard,
         geneve,
         mixed,
+        standby,
         daemons: with_daemons,
         bin_dir: _,
     } = settings.clone();
@@ -127,13 +130,24 @@ pub fn run(plan: &Plan, settings: &Settings, paths: &Paths, json: bool) -> anyho
             .nodes
             .iter()
             .map(|n| &n.instance)
-            .chain(cluster.gateways.iter().map(|g| &g.instance));
-        running.extend(instances.filter(|i| daemons::is_running(paths, i)).cloned());
+            .map(String::as_str)
+            .chain(
+                cluster
+                    .gateways
+                    .iter()
+                    .flat_map(|g| g.replicas().map(|(_, _, instance)| instance)),
+            );
+        running.extend(
+            instances
+                .filter(|i| daemons::is_running(paths, i))
+                .map(str::to_owned),
+        );
     }
     let status = Status {
         clusters,
         wireguard,
         geneve,
+        standby,
         daemons: with_daemons,
         running,
         pods: pods(plan),
@@ -144,10 +158,15 @@ pub fn run(plan: &Plan, settings: &Settings, paths: &Paths, json: bool) -> anyho
         return Ok(());
     }
     println!(
-        "{} clusters, wireguard {}, geneve {}, {} daemons running{}",
+        "{} clusters, wireguard {}, geneve {}{}, {} daemons running{}",
         status.clusters,
         status.wireguard,
         status.geneve,
+        if status.standby {
+            ", standby client gateways"
+        } else {
+            ""
+        },
         status.running.len(),
         if status.daemons {
             ""

@@ -117,8 +117,8 @@ fn build_node(cluster: &Cluster, node: &Node) -> anyhow::Result<()> {
     for pod in &node.pods {
         build_pod(node, pod, false)?;
     }
-    for gateway in cluster.gateways.iter().filter(|g| g.node == node.short) {
-        build_pod(node, &gateway.pod, true)?;
+    for (_, pod) in cluster.gateway_pods_on(&node.short) {
+        build_pod(node, pod, true)?;
     }
     // The simulated CNI: routes to the other nodes' pod CIDRs over the underlay.
     for other in cluster.nodes.iter().filter(|n| n.short != node.short) {
