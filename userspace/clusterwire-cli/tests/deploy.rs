@@ -71,7 +71,7 @@ fn kustomizations() -> Vec<PathBuf> {
         .map(|entry| entry.unwrap().path())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 4, "expected the four overlays, got {dirs:?}");
+    assert!(dirs.len() >= 5, "expected the five overlays, got {dirs:?}");
     dirs.insert(0, root().join("deploy/base"));
     dirs
 }
@@ -391,6 +391,41 @@ fn wireguard(rendered: &Rendered) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Every gateway template's replicas and whether its pod elects (`--leader-elect` with
+/// `POD_NAME` from the downward API); the server Service's selector.
+fn gateway_ha(rendered: &Rendered, objects: &[Value]) -> (Vec<(Value, bool)>, Value) {
+    let elects = rendered
+        .pods
+        .iter()
+        .filter(|(what, _)| what.starts_with("WgGateway"))
+        .map(|(_, pod)| {
+            let c = &pod.containers[0];
+            let flag = c.args.iter().flatten().any(|a| a == "--leader-elect");
+            let pod_name = c.env.iter().flatten().any(|e| {
+                e.name == "POD_NAME"
+                    && e.value_from
+                        .as_ref()
+                        .and_then(|v| v.field_ref.as_ref())
+                        .is_some_and(|f| f.field_path == "metadata.name")
+            });
+            flag && pod_name
+        });
+    let replicas = objects
+        .iter()
+        .filter(|o| {
+            o["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("WgGateway"))
+        })
+        .map(|o| o["spec"]["template"]["spec"]["deployment"]["spec"]["replicas"].clone());
+    let selector = objects
+        .iter()
+        .find(|o| o["kind"] == "WgGatewayServerTemplate")
+        .map(|o| o["spec"]["template"]["spec"]["service"]["spec"]["selector"].clone())
+        .unwrap();
+    (replicas.zip(elects).collect(), selector)
+}
+
 fn service_type(objects: &[Value]) -> Value {
     objects
         .iter()
@@ -425,6 +460,21 @@ fn base_and_overlays_render_into_valid_typed_objects() {
             _ => json!("{{ .Spec.Endpoint.ServiceType }}"),
         };
         assert_eq!(service_type(&objects), expected_type, "{overlay}");
+        let (replicas, selector) = gateway_ha(&rendered, &objects);
+        let expected_replicas = if overlay == "gateway-ha" { 2 } else { 1 };
+        assert_eq!(
+            replicas,
+            [
+                (json!(expected_replicas), true),
+                (json!(expected_replicas), true)
+            ],
+            "{overlay}: replicas, --leader-elect and POD_NAME"
+        );
+        assert_eq!(
+            selector["networking.liqo.io/active"],
+            json!("true"),
+            "{overlay}: the Service selects the active replica"
+        );
     }
 }
 

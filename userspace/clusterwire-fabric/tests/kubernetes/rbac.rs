@@ -79,6 +79,11 @@ fn the_gateway_roles_are_its_watches_and_connection_applies() {
         grant(group, "connections", "create"),
         grant(group, "connections", "patch"),
         grant(group, "connections/status", "patch"),
+        // Gateway replicas: the Lease and the active-pod label.
+        grant("coordination.k8s.io", "leases", "get"),
+        grant("coordination.k8s.io", "leases", "create"),
+        grant("coordination.k8s.io", "leases", "update"),
+        grant("", "pods", "patch"),
     ]);
     assert_eq!(
         role("gateway.yaml", "clusterwire-gateway"),
