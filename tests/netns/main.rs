@@ -5,6 +5,7 @@ mod geneve;
 mod gso;
 mod lab;
 mod lab_abuse;
+mod lab_failover;
 mod lab_faults;
 mod lab_kit;
 mod lab_restart;

@@ -36,6 +36,9 @@ pub struct ConnectionRow {
     pub status: String,
     /// `status.latency.value`, `-` when absent.
     pub latency: String,
+    /// With standby replicas: the instance holding the lease (the active replica), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
 }
 
 /// `status.value` and `status.latency.value` of a Connection status file.
@@ -78,7 +81,17 @@ pub fn rows(plan: &Plan, paths: &Paths) -> Vec<ConnectionRow> {
                 .ok()
                 .and_then(|t| parse_status(&t))
                 .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
-            let log = fs::read_to_string(paths.log(&gateway.instance)).unwrap_or_default();
+            // With replicas, the lease file names the active one (its `--instance`).
+            let active = gateway.standby.as_ref().and_then(|_| {
+                let holder = fs::read_to_string(paths.lease(&cluster.name, &gateway.peer)).ok()?;
+                let holder = holder.trim();
+                gateway
+                    .replicas()
+                    .find(|(_, _, instance)| *instance == holder)
+                    .map(|(_, _, instance)| instance.to_owned())
+            });
+            let instance = active.as_deref().unwrap_or(&gateway.instance);
+            let log = fs::read_to_string(paths.log(instance)).unwrap_or_default();
             let implementation =
                 |what| implementation_from_log(&log, what).unwrap_or_else(|| "-".to_owned());
             let (tunnel, geneve) = (implementation("wireguard"), implementation("geneve"));
@@ -91,6 +104,7 @@ pub fn rows(plan: &Plan, paths: &Paths) -> Vec<ConnectionRow> {
                 geneve,
                 status,
                 latency,
+                active,
             });
         }
     }
@@ -235,6 +249,7 @@ mod tests {
                 geneve: "ebpf".into(),
                 status: "Connected".into(),
                 latency: "412μs".into(),
+                active: None,
             },
             ConnectionRow {
                 cluster: "cl02".into(),
@@ -245,6 +260,7 @@ mod tests {
                 geneve: "ebpf".into(),
                 status: "Connecting".into(),
                 latency: "-".into(),
+                active: None,
             },
         ];
         let text = format_rows(&rows);
