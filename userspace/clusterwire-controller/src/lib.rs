@@ -30,7 +30,8 @@ pub mod internalfabric;
 pub mod internalnode;
 pub mod ip;
 pub mod keys;
-pub mod leader;
+/// Leader election over a Lease: the crate shared with the gateways.
+pub use clusterwire_election::lease as leader;
 pub mod objects;
 pub mod rbac;
 pub mod status;

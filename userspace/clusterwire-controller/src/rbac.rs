@@ -170,6 +170,9 @@ mod tests {
                 text.push_str(&std::fs::read_to_string(&path).expect("source"));
             }
         }
+        // The Lease election the controller runs lives in the crate shared with the gateways.
+        let lease = dir.join("../../clusterwire-election/src/lease.rs");
+        text.push_str(&std::fs::read_to_string(&lease).expect("election source"));
         text
     }
 
