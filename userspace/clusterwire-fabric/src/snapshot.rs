@@ -294,6 +294,38 @@ impl Snapshot {
         }
     }
 
+    /// Removes the object of `kind` at `key`; returns it.
+    pub fn remove(&mut self, kind: Kind, key: &Key) -> Option<Object> {
+        match kind {
+            Kind::Configuration => self
+                .configurations
+                .remove(key)
+                .map(|o| Object::Configuration(Box::new(o))),
+            Kind::GatewayServer => self
+                .gateway_servers
+                .remove(key)
+                .map(|o| Object::GatewayServer(Box::new(o))),
+            Kind::GatewayClient => self
+                .gateway_clients
+                .remove(key)
+                .map(|o| Object::GatewayClient(Box::new(o))),
+            Kind::PublicKey => self
+                .public_keys
+                .remove(key)
+                .map(|o| Object::PublicKey(Box::new(o))),
+            Kind::InternalNode => self
+                .internal_nodes
+                .remove(key)
+                .map(|o| Object::InternalNode(Box::new(o))),
+            Kind::InternalFabric => self
+                .internal_fabrics
+                .remove(key)
+                .map(|o| Object::InternalFabric(Box::new(o))),
+            Kind::Ip => self.ips.remove(key).map(|o| Object::Ip(Box::new(o))),
+            Kind::Node => self.nodes.remove(key).map(|o| Object::Node(Box::new(o))),
+        }
+    }
+
     /// Whether an object of `kind` is at `key`.
     pub fn contains(&self, kind: Kind, key: &Key) -> bool {
         match kind {
@@ -470,6 +502,11 @@ mod tests {
         );
         assert!(snapshot.contains(Kind::PublicKey, &key));
         assert!(!snapshot.contains(Kind::Configuration, &key));
+        assert_eq!(snapshot.remove(Kind::Configuration, &key), None);
+        let removed = snapshot.remove(Kind::PublicKey, &Key::new("other", "a"));
+        assert_eq!(removed, Some(public_key(Some("other"), "a", "cl02")));
+        assert_eq!(snapshot.len(), 2);
+        snapshot.insert(public_key(Some("other"), "a", "cl02"));
 
         let found = |ns| {
             snapshot
