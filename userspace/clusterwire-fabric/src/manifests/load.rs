@@ -1,7 +1,6 @@
 //! Reading, parsing, validating and dispatching manifest files.
 
 use std::{
-    collections::BTreeMap,
     fs,
     net::IpAddr,
     path::{Path, PathBuf},
@@ -40,8 +39,12 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
             if name.starts_with('.') {
                 continue;
             }
-            // Follows symlinks (a ConfigMap mount is made of them).
-            if path.is_dir() {
+            // Follows symlinks (a ConfigMap mount is made of them); only those cost a stat.
+            let is_dir = match entry.file_type() {
+                Ok(t) if !t.is_symlink() => t.is_dir(),
+                _ => path.is_dir(),
+            };
+            if is_dir {
                 if !(current == dir && name == STATUS_DIR) {
                     pending.push(path);
                 }
@@ -295,22 +298,4 @@ fn check_node(document: &Value) -> Result<(), Violations> {
     } else {
         Err(Violations(violations))
     }
-}
-
-/// Content fingerprints of files, to notice changes.
-pub(super) fn fingerprint(
-    files: &[(PathBuf, std::io::Result<String>)],
-) -> BTreeMap<PathBuf, Option<u64>> {
-    use std::hash::{Hash, Hasher};
-    files
-        .iter()
-        .map(|(path, text)| {
-            let hash = text.as_ref().ok().map(|t| {
-                let mut h = std::hash::DefaultHasher::new();
-                t.hash(&mut h);
-                h.finish()
-            });
-            (path.clone(), hash)
-        })
-        .collect()
 }

@@ -8,9 +8,11 @@
 //!   snapshot does not hold are listed in [`Loaded::ignored`].
 //! - [`keep_last_good`]: an object that became invalid (or whose file no longer parses) keeps
 //!   its previous good version, so the last good state stays applied.
-//! - [`Source`]: polls DIR and yields a new [`Loaded`] only when some file changed.
+//! - [`Source`]: polls DIR and yields a new [`Loaded`] only when some file changed, re-reading
+//!   only the files whose stamp changed and updating its snapshot with their objects.
 //! - [`write_status`]: writes an object with its status to `DIR/status/` atomically.
 
+mod files;
 mod last_good;
 mod load;
 mod source;
@@ -129,5 +131,7 @@ pub struct SourceError {
     pub source: std::io::Error,
 }
 
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;
