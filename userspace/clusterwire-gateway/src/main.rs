@@ -107,6 +107,9 @@ struct Running {
     provisional_latency: bool,
     /// When the client last reset its WireGuard peer (see [`Running::rehandshake_due`]).
     last_rehandshake: Option<std::time::Instant>,
+    /// Packets out of the tunnel (the datapath's count for the peer) and when that count last
+    /// grew: a tunnel that still delivers is not reset, whatever the health check says.
+    tunnel_rx: (u64, std::time::Instant),
 }
 
 /// Starts the metrics and health endpoint if asked.
@@ -216,6 +219,7 @@ async fn start(
         withdrawn: false,
         provisional_latency: false,
         last_rehandshake: None,
+        tunnel_rx: (0, std::time::Instant::now()),
     })
 }
 
@@ -465,17 +469,27 @@ impl Running {
             &self.current,
             &self.implementation,
         );
+        let datapath = self.instance.datapath();
+        if let Ok(p) = datapath.peer_stats(datapath.config().peer_id)
+            && p.rx_packets != self.tunnel_rx.0
+        {
+            self.tunnel_rx = (p.rx_packets, std::time::Instant::now());
+        }
     }
 
     /// A client whose peer stopped answering (no pong for [`SILENCE`], after having been
     /// heard) starts a new WireGuard handshake, at most once per [`SILENCE`]: a restarted
     /// server lost the session and cannot reach the client itself (it has no endpoint for it),
-    /// and WireGuard's own timers would wait 15 s before handshaking again.
+    /// and WireGuard's own timers would wait 15 s before handshaking again. Not while packets
+    /// still come out of the tunnel: then only the peer's health responder is away (a server
+    /// process restarting over a kernel WireGuard link that kept its session), and resetting
+    /// the peer would drop the working session until the new handshake.
     fn rehandshake_due(&self) -> bool {
         let tracker = &self.health.tracker;
         self.config.id.role == desired::Role::Client
             && tracker.state() != State::Connecting
             && k8s_openapi::jiff::Timestamp::now().duration_since(tracker.last_heard()) > SILENCE
+            && self.tunnel_rx.1.elapsed() > SILENCE.unsigned_abs()
             && self
                 .last_rehandshake
                 .is_none_or(|t| t.elapsed() > SILENCE.unsigned_abs())
