@@ -16,7 +16,8 @@
 //! - one change: a node joining (a new file with its `Node`, `InternalNode` and `IP`: two routes
 //!   on the gateway) and a peering added (a new tenant file: two routes on the agent), from the
 //!   file's rename into the directory until the route is in the kernel;
-//! - `VmRSS` and `VmHWM` of both daemons after that.
+//! - the CPU both daemons use while nothing changes (polling only), and `VmRSS` and `VmHWM`
+//!   after that.
 //!
 //! Targets (reported, not asserted): one change <= 100 ms, full resync <= 1 s, gateway RSS
 //! <= 50 MB. A daemon that fails (apply errors, timeouts) is reported with its log lines.
@@ -46,6 +47,8 @@ const POLL_MS: &str = "50";
 const CHANGES: u32 = 3;
 /// How long a daemon may take to converge before it is reported as timed out.
 const TIMEOUT: Duration = Duration::from_mins(2);
+/// How long the daemons' CPU use is sampled while nothing changes.
+const IDLE: Duration = Duration::from_secs(5);
 /// Nodes per manifest file (the lab puts all in one; real `ConfigMap` mounts split).
 const NODES_PER_FILE: u32 = 250;
 
@@ -442,6 +445,17 @@ impl Daemon {
         }
     }
 
+    /// CPU time used so far (user + system), in clock ticks (`USER_HZ`, 100 per second on
+    /// Linux).
+    fn cpu_ticks(&self) -> Option<u64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        Some(user + system)
+    }
+
     fn rss_kib(&self) -> (Option<u64>, Option<u64>) {
         let Some(pid) = self.pid() else {
             return (None, None);
@@ -780,6 +794,32 @@ pub fn run() -> anyhow::Result<()> {
             what: format!("one change: {label} (file rename -> route in the kernel)"),
             value,
             target: "<= 100 ms".to_owned(),
+        });
+    }
+
+    // Idle: nothing changes, each daemon polls the directory every POLL_MS.
+    let before: Vec<_> = lab.daemons.iter().map(Daemon::cpu_ticks).collect();
+    std::thread::sleep(IDLE);
+    for (daemon, before) in lab.daemons.iter().zip(before) {
+        let value = match (before, daemon.cpu_ticks()) {
+            (Some(before), Some(after)) => {
+                let busy = Duration::from_millis((after - before) * 10);
+                format!(
+                    "{:.0}% of a core ({} ms of CPU in {} s)",
+                    busy.as_secs_f64() * 100.0 / IDLE.as_secs_f64(),
+                    busy.as_millis(),
+                    IDLE.as_secs()
+                )
+            }
+            _ => "?".to_owned(),
+        };
+        rows.push(Row {
+            what: format!(
+                "{} CPU while idle (polling every {POLL_MS} ms)",
+                daemon.label
+            ),
+            value,
+            target: "-".to_owned(),
         });
     }
 
