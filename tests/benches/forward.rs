@@ -65,6 +65,8 @@ use clusterwire_dataplane::{Datapath, LoadOptions, RemapKind};
 use clusterwire_tests::netns::{NetNs, veth_pair};
 use nix::sys::socket::{setsockopt, sockopt};
 
+mod kit;
+
 const PEER: u32 = 11;
 const TUNNEL_MTU: u32 = 1340;
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -271,56 +273,12 @@ impl Softirq {
 
 /// Bulk TCP, `streams` connections client -> server for `secs`: (Gbit/s, softirq ns/packet).
 fn tcp_bulk(t: &Topology, streams: usize, secs: f64) -> (f64, f64) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server = t.server.spawn(move || {
-        let listener =
-            TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT_BULK)).expect("bind");
-        ready_tx.send(()).expect("ready");
-        let readers: Vec<_> = (0..streams)
-            .map(|_| {
-                let (mut s, _) = listener.accept().expect("accept");
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 256 << 10];
-                    let mut total = 0u64;
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => break total,
-                            Ok(n) => total += n as u64,
-                        }
-                    }
-                })
-            })
-            .collect();
-        readers
-            .into_iter()
-            .map(|r| r.join().expect("reader"))
-            .sum::<u64>()
-    });
-    ready_rx.recv().expect("server ready");
-    let softirq = Softirq::start(t);
     let dst = SocketAddrV4::new(t.target, PORT_BULK);
-    let start = Instant::now();
-    let end = start + Duration::from_secs_f64(secs);
-    let writers: Vec<_> = (0..streams)
-        .map(|_| {
-            t.client.spawn(move || {
-                let mut s = TcpStream::connect(dst).expect("connect");
-                let buf = vec![0x5au8; 128 << 10];
-                while Instant::now() < end {
-                    s.write_all(&buf).expect("write");
-                }
-                s.shutdown(std::net::Shutdown::Write).expect("shutdown");
-                // Wait for the server's close so that the time covers delivery.
-                let _ = s.read(&mut [0u8; 1]);
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().expect("writer");
-    }
-    let bytes = server.join().expect("server");
-    let elapsed = start.elapsed().as_secs_f64();
-    (bytes as f64 * 8.0 / elapsed / 1e9, softirq.per_packet(t))
+    let (bulk, softirq) =
+        kit::tcp_bulk(t.server.name(), t.client.name(), dst, streams, secs, || {
+            Softirq::start(t)
+        });
+    (bulk.gbps(), softirq.per_packet(t))
 }
 
 /// UDP, 64-byte payloads from one sender for `secs`: (packets delivered per second, softirq
@@ -370,43 +328,12 @@ fn udp_pps(t: &Topology, secs: f64) -> (f64, f64) {
 
 /// 1-byte request/response on one TCP connection for `secs`: (p50 µs, p99 µs).
 fn tcp_rr(t: &Topology, secs: f64) -> (f64, f64) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server = t.server.spawn(move || {
-        let listener =
-            TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT_RR)).expect("bind");
-        ready_tx.send(()).expect("ready");
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_nodelay(true).expect("nodelay");
-        let mut b = [0u8; 1];
-        while let Ok(1) = s.read(&mut b) {
-            s.write_all(&b).expect("echo");
-        }
-    });
-    ready_rx.recv().expect("server ready");
-    let dst = SocketAddrV4::new(t.target, PORT_RR);
-    let mut rtts = t.client.enter(|| {
-        let mut s = TcpStream::connect(dst).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        let mut rtts = Vec::with_capacity(1 << 20);
-        let mut b = [1u8; 1];
-        // A few warm-up round trips.
-        for _ in 0..100 {
-            s.write_all(&b).expect("write");
-            s.read_exact(&mut b).expect("read");
-        }
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        while Instant::now() < end {
-            let t0 = Instant::now();
-            s.write_all(&b).expect("write");
-            s.read_exact(&mut b).expect("read");
-            rtts.push(t0.elapsed().as_nanos() as u64);
-        }
-        rtts
-    });
-    server.join().expect("server");
-    rtts.sort_unstable();
-    let at = |q: f64| rtts[((rtts.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    (at(0.50), at(0.99))
+    kit::tcp_rr(
+        t.server.name(),
+        t.client.name(),
+        SocketAddrV4::new(t.target, PORT_RR),
+        secs,
+    )
 }
 
 /// New TCP connections per second for `secs` (connect, 1-byte request and response, close
@@ -536,25 +463,8 @@ impl Figure {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
-    }
-}
-
-fn env_f64(key: &str) -> Option<f64> {
-    std::env::var(key).ok().and_then(|v| v.parse().ok())
-}
-
 fn main() {
-    let quick = std::env::var("CW_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let rounds =
-        env_f64("CW_BENCH_ROUNDS").map_or(if quick { 3 } else { 7 }, |r| (r as usize).max(1));
-    let secs = env_f64("CW_BENCH_SECONDS").unwrap_or(if quick { 0.5 } else { 1.0 });
+    let (rounds, secs) = kit::settings();
     let setup = Instant::now();
     let topologies: Vec<Topology> = CASES.iter().map(|&c| topology(c)).collect();
     eprintln!(
@@ -611,18 +521,12 @@ fn main() {
     );
     for (f, figure) in FIGURES.iter().enumerate() {
         let s = &samples[f];
-        let [a, b, c] = [0, 1, 2].map(|i| median(s[i].clone()));
-        let ratio = |num: usize, den: usize| {
-            median(
-                s[num]
-                    .iter()
-                    .zip(&s[den])
-                    .map(|(n, d)| n / d)
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let (ca, cb) = (ratio(2, 0), ratio(2, 1));
-        let diff = median(s[2].iter().zip(&s[0]).map(|(c, a)| c - a).collect());
+        let [a, b, c] = [0, 1, 2].map(|i| kit::median(s[i].clone()));
+        let (ca, cb) = (
+            kit::median_ratio(&s[2], &s[0]),
+            kit::median_ratio(&s[2], &s[1]),
+        );
+        let diff = kit::median(s[2].iter().zip(&s[0]).map(|(c, a)| c - a).collect());
         let ahead = if figure.higher_is_better() {
             cb > 1.0
         } else {
