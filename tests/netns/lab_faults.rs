@@ -523,6 +523,14 @@ fn lab_agent_kill_9_under_traffic_loses_no_packet() {
             || log(agent).contains("adopted=true"),
         );
     }
+    // The stream is the no-loss claim; a single ping right after the restart may still miss
+    // on a slow (emulated) machine (seen in the VM tier: answered 3-7 s later on 6.1).
+    let answered = wait_for(
+        "pings across after the agents' restart",
+        Duration::from_secs(20),
+        pings_across,
+    );
+    println!("pings across {answered:?} after the agents adopted their pins");
     assert_traffic("after the agents' restart");
 }
 
@@ -763,7 +771,8 @@ fn gateway_kill_9(gateway: &str, (cluster, peer): (&str, &str), run: Duration) {
     );
     wait_for(
         "the restarted gateway's Connection is Connected again",
-        Duration::from_secs(20),
+        // Seconds on this host; up to half a minute in the VM tier's emulated guests.
+        Duration::from_secs(45),
         || {
             log(gateway).matches("to=Connected").count() >= 2
                 && connection_value(cluster, peer) == "Connected"
@@ -771,5 +780,17 @@ fn gateway_kill_9(gateway: &str, (cluster, peer): (&str, &str), run: Duration) {
     );
     println!("Connected again {:?} after the kill", killed.elapsed());
     assert!(outage < 10_000, "outage {outage} ms");
+    // With the kernel's WireGuard the tunnel, its session and the pinned programs outlive the
+    // process: no outage. Measured: not one datagram lost on 6.12 in the VM tier; on 6.1 the
+    // emulated guest (TCG, one vCPU) lost scattered datagrams in bursts of at most 277 ms
+    // while the restarted gateway loaded its programs, so the bound is "no gap of 1 s",
+    // well below the 2.7 s an embedded-WireGuard restart costs.
+    if log(gateway).contains("wireguard implementation: kernel") {
+        assert!(
+            outage < 1000,
+            "kernel WireGuard: an outage of {outage} ms ({} datagrams lost)",
+            lost.len()
+        );
+    }
     assert_traffic("after the gateway's restart");
 }

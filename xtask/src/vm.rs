@@ -555,7 +555,11 @@ fn build_initramfs(
     copy_binaries(&root, binaries)?;
     fs::create_dir_all(root.join("testargs"))?;
     for (name, filters) in GUEST_FILTERS {
-        fs::write(root.join("testargs").join(name), filters.join(" "))?;
+        // `CW_VM_FILTER_<BINARY>` (e.g. `CW_VM_FILTER_NETNS="lab_faults::"`) replaces a binary's
+        // filters, to rerun a few tests on both kernels while developing.
+        let filters = std::env::var(format!("CW_VM_FILTER_{}", name.to_ascii_uppercase()))
+            .unwrap_or_else(|_| filters.join(" "));
+        fs::write(root.join("testargs").join(name), filters)?;
     }
     let init = root.join("init");
     fs::write(&init, INIT)?;
@@ -659,7 +663,9 @@ fn copy_elf(from: &Path, root: &Path, to: &Path) -> anyhow::Result<()> {
 /// Test filters per test binary in the guest (none: every test but `host_tool_*`). The netns
 /// tier runs the modules that exercise the datapath on that kernel, and the lab with the kernel's
 /// WireGuard and Geneve drivers and with mixed implementations (the eBPF/userspace lab runs on
-/// the host); the WireGuard interop tests need wireguard-go, which the initramfs does not carry.
+/// the host), and the gateway and agent `kill -9` faults with those drivers (where a killed
+/// gateway's kernel links and pinned programs keep forwarding); the WireGuard interop tests need
+/// wireguard-go, which the initramfs does not carry.
 const GUEST_FILTERS: &[(&str, &[&str])] = &[(
     "netns",
     &[
@@ -672,6 +678,9 @@ const GUEST_FILTERS: &[(&str, &[&str])] = &[(
         "kernel_capability",
         "lab::lab_kernel_drivers",
         "lab::lab_mixed",
+        "lab_faults::lab_agent_kill_9",
+        "lab_faults::lab_gateway_kill_9",
+        "lab_faults::lab_server_gateway_kill_9",
     ],
 )];
 
