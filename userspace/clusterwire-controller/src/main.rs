@@ -272,80 +272,112 @@ async fn rebuild_ipam(
 ) -> anyhow::Result<(Ipam, Vec<NotRestored>)> {
     let mut ipam = config.controller.ipam()?;
     let mut refused: Vec<NotRestored> = Vec::new();
-    let mut note = |object: ObjectReference, what: &str, problem: String| {
-        tracing::warn!(object = ?object.name, "{what} not restored, assigned afresh: {problem}");
-        refused.push((
-            object,
-            format!("{what} not restored, assigned afresh: {problem}"),
-        ));
-    };
-    let existing = Api::<Configuration>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing Configurations")?;
-    for (key, problem) in configuration::restore(&mut ipam, &existing.items) {
-        if let Some(conf) = existing
-            .items
-            .iter()
-            .find(|c| configuration::key(c).is_ok_and(|k| k == key))
-        {
-            note(conf.object_ref(&()), "remap", problem.to_string());
-        }
-    }
-    let internal = Api::<InternalNode>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing InternalNodes")?;
-    for (node, problem) in internalnode::restore(&mut ipam, &internal.items) {
-        if let Some(n) = internal
-            .items
-            .iter()
-            .find(|n| n.metadata.name.as_ref() == Some(&node))
-        {
-            note(n.object_ref(&()), "internal address", problem.to_string());
-        }
-    }
-    let fabrics = Api::<InternalFabric>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing InternalFabrics")?;
-    for (key, problem) in internalfabric::restore(&mut ipam, &fabrics.items) {
-        let found = fabrics.items.iter().find(|f| {
-            format!(
-                "{}/{}",
-                f.metadata.namespace.as_deref().unwrap_or_default(),
-                f.metadata.name.as_deref().unwrap_or_default()
-            ) == key
-        });
-        if let Some(f) = found {
-            note(
-                f.object_ref(&()),
-                "gateway internal address",
-                problem.to_string(),
-            );
-        }
-    }
-    let ips = Api::<IP>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .context("listing IPs")?;
-    for (key, problem) in ip::restore(&mut ipam, &ips.items) {
-        if let Some(i) = ips
-            .items
-            .iter()
-            .find(|i| ip::key(i).is_ok_and(|k| k == key))
-        {
-            note(i.object_ref(&()), "IP address", problem.to_string());
-        }
-    }
+    let confs = restore_kind(
+        client,
+        &mut ipam,
+        &mut refused,
+        Records {
+            kind: "Configurations",
+            what: "remap",
+            restore: configuration::restore,
+            key: |c: &Configuration| configuration::key(c).ok(),
+        },
+    )
+    .await?;
+    let nodes = restore_kind(
+        client,
+        &mut ipam,
+        &mut refused,
+        Records {
+            kind: "InternalNodes",
+            what: "internal address",
+            restore: internalnode::restore,
+            key: |n: &InternalNode| n.metadata.name.clone(),
+        },
+    )
+    .await?;
+    let fabrics = restore_kind(
+        client,
+        &mut ipam,
+        &mut refused,
+        Records {
+            kind: "InternalFabrics",
+            what: "gateway internal address",
+            restore: internalfabric::restore,
+            key: |f: &InternalFabric| {
+                Some(format!(
+                    "{}/{}",
+                    f.metadata.namespace.as_deref().unwrap_or_default(),
+                    f.metadata.name.as_deref().unwrap_or_default()
+                ))
+            },
+        },
+    )
+    .await?;
+    let ips = restore_kind(
+        client,
+        &mut ipam,
+        &mut refused,
+        Records {
+            kind: "IPs",
+            what: "IP address",
+            restore: ip::restore,
+            key: |i: &IP| ip::key(i).ok(),
+        },
+    )
+    .await?;
     tracing::info!(
         clusters = ipam.clusters().count(),
-        nodes = internal.items.len(),
-        fabrics = fabrics.items.len(),
-        ips = ips.items.len(),
+        configurations = confs,
+        nodes,
+        fabrics,
+        ips,
         "IPAM rebuilt from Configuration statuses, InternalNodes, InternalFabrics and IPs"
     );
     Ok((ipam, refused))
+}
+
+/// How one kind's records go back into the IPAM.
+struct Records<R, F> {
+    /// The kind, plural, for messages.
+    kind: &'static str,
+    /// What the record is, for messages and events.
+    what: &'static str,
+    /// Restores the records into the IPAM; returns the refused keys and why.
+    restore: R,
+    /// The key `restore` reports an object by.
+    key: F,
+}
+
+/// Lists every object of kind `K` and restores their records; a refused record is logged and
+/// noted for a warning event on its object. Returns how many objects were listed.
+async fn restore_kind<K, R, F>(
+    client: &Client,
+    ipam: &mut Ipam,
+    refused: &mut Vec<NotRestored>,
+    how: Records<R, F>,
+) -> anyhow::Result<usize>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    R: FnOnce(&mut Ipam, &[K]) -> Vec<(String, clusterwire_ipam::IpamError)>,
+    F: Fn(&K) -> Option<String>,
+{
+    let list = Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .with_context(|| format!("listing {}", how.kind))?;
+    for (key, problem) in (how.restore)(ipam, &list.items) {
+        if let Some(object) = list
+            .items
+            .iter()
+            .find(|o| (how.key)(o).as_deref() == Some(key.as_str()))
+        {
+            let message = format!("{} not restored, assigned afresh: {problem}", how.what);
+            tracing::warn!(object = ?object.meta().name, "{message}");
+            refused.push((object.object_ref(&()), message));
+        }
+    }
+    Ok(list.items.len())
 }
 
 /// The `GatewayServer` controller: the gateways, their objects, pods, Configurations and
