@@ -152,9 +152,14 @@ pub(super) fn try_decap(ctx: &TcContext) -> Result<i32, DropReason> {
             DropReason::GeneveDecapFailed
         }
     })?;
-    // The cached hash was the outer UDP flow's; let the kernel hash the inner flow again.
-    // SAFETY: plain helper call on our own context.
-    unsafe { bpf_set_hash_invalid(ctx.skb.skb) };
+    // A cached hash is the outer UDP flow's: invalidate it so the kernel hashes the inner flow
+    // again. `skb->hash` 0 means none was computed (the stack's software hash is never 0), so
+    // the helper call (~15 ns single-shot) is skipped then; an RSS hash that happens to be 0
+    // stays as the NIC set it.
+    if parse::skb_hash(ctx) != 0 {
+        // SAFETY: plain helper call on our own context.
+        unsafe { bpf_set_hash_invalid(ctx.skb.skb) };
+    }
     stats::event(Event::GeneveDecap);
 
     if ifindex == 0 {

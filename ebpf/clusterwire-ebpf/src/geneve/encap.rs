@@ -94,19 +94,20 @@ pub(super) fn try_encap(ctx: &TcContext) -> Result<i32, DropReason> {
     let Some(route) = CW_GENEVE_ROUTES.get(&key) else {
         return Ok(TC_ACT_UNSPEC);
     };
-    let route = *route;
+    // Read in place (a map value stays valid while the program runs): copying it out spilled
+    // its 20 bytes to the stack byte by byte on every packet.
     // Total length 0 is valid only as BIG TCP, by the rule the NAT applies too (`parse`).
     if tot_len == 0 && !parse::big_tcp_ok(ctx, inner.proto) {
         return Err(DropReason::Ipv4Malformed);
     }
     match GeneveMode::from_u8(route.mode) {
         Some(GeneveMode::Redirect) => {
-            let action = redirect(ctx, &route, inner.tos)?;
+            let action = redirect(ctx, route, inner.tos)?;
             stats::event(Event::GeneveRedirect);
             Ok(action)
         }
         Some(GeneveMode::Native) => {
-            let action = native(ctx, &route, &inner)?;
+            let action = native(ctx, route, &inner)?;
             stats::event(Event::GeneveEncap);
             Ok(action)
         }
