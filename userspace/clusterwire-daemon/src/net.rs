@@ -368,12 +368,25 @@ impl Net {
         Ok(out)
     }
 
-    /// Makes clusterwire's routes exactly `desired`: adds and replaces first, then removes.
+    /// Makes clusterwire's routes exactly `desired`: reads them all back from the kernel, then
+    /// adds and replaces first, then removes. Repairs any drift (a route deleted or changed by
+    /// someone else).
     pub async fn sync_routes(
         &self,
         desired: &BTreeMap<Ipv4Net, RouteSpec>,
     ) -> Result<RouteReport, NetError> {
         let current = self.routes().await?;
+        self.update_routes(&current, desired).await
+    }
+
+    /// Goes from `current` (clusterwire's routes as last synced: the caller vouches for it) to
+    /// `desired` without reading the kernel's routes back: only the difference is written, in
+    /// the order of [`Self::sync_routes`]. A route of `current` already gone is fine.
+    pub async fn update_routes(
+        &self,
+        current: &BTreeMap<Ipv4Net, RouteSpec>,
+        desired: &BTreeMap<Ipv4Net, RouteSpec>,
+    ) -> Result<RouteReport, NetError> {
         let mut report = RouteReport::default();
         for (net, spec) in desired {
             match current.get(net) {
@@ -393,7 +406,7 @@ impl Net {
                     source,
                 })?;
         }
-        for (net, spec) in &current {
+        for (net, spec) in current {
             if desired.contains_key(net) {
                 continue;
             }

@@ -45,6 +45,7 @@ pub mod error;
 pub mod features;
 mod filter;
 pub mod geneve;
+mod geneve_delta;
 pub mod instance;
 pub mod layout;
 pub mod monitor;

@@ -262,27 +262,40 @@ impl NatTables {
     /// Makes this peering's entries of a remap table exactly `desired` (`from -> to`, same
     /// prefix lengths, host bits of `from` ignored). Validates everything before the first
     /// write; inserts and updates come before removals, so a prefix that stays is never missing.
-    /// Entries of other peerings are left alone.
+    /// Entries of other peerings are left alone. Reads the table back first.
     pub fn sync_remaps(
         &mut self,
         kind: RemapKind,
         desired: &BTreeMap<Ipv4Net, Ipv4Net>,
     ) -> Result<SyncReport, MapError> {
-        let desired: BTreeMap<Ipv4Net, Ipv4Net> = desired
-            .iter()
-            .map(|(from, to)| {
-                if from.prefix_len() == to.prefix_len() {
-                    Ok((from.trunc(), to.trunc()))
-                } else {
-                    Err(MapError::SizeMismatch {
-                        from: *from,
-                        to: *to,
-                    })
-                }
-            })
-            .collect::<Result<_, _>>()?;
+        let desired = validated_remaps(desired)?;
         let current = self.remaps(kind)?;
-        let diff = Diff::of(&current, &desired);
+        self.write_remaps(kind, &current, &desired)
+    }
+
+    /// Like [`Self::sync_remaps`], from `current`, the entries as last synced (the caller
+    /// vouches for them: they are not read back), so only the difference is touched.
+    pub fn update_remaps(
+        &mut self,
+        kind: RemapKind,
+        current: &BTreeMap<Ipv4Net, Ipv4Net>,
+        desired: &BTreeMap<Ipv4Net, Ipv4Net>,
+    ) -> Result<SyncReport, MapError> {
+        let desired = validated_remaps(desired)?;
+        let current: BTreeMap<Ipv4Net, Ipv4Net> = current
+            .iter()
+            .map(|(from, to)| (from.trunc(), to.trunc()))
+            .collect();
+        self.write_remaps(kind, &current, &desired)
+    }
+
+    fn write_remaps(
+        &mut self,
+        kind: RemapKind,
+        current: &BTreeMap<Ipv4Net, Ipv4Net>,
+        desired: &BTreeMap<Ipv4Net, Ipv4Net>,
+    ) -> Result<SyncReport, MapError> {
+        let diff = Diff::of(current, desired);
         let name = match kind {
             RemapKind::Dst => REMAP_DST_MAP,
             RemapKind::Src => REMAP_SRC_MAP,
@@ -292,7 +305,7 @@ impl NatTables {
             RemapKind::Dst => &mut self.remap_dst,
             RemapKind::Src => &mut self.remap_src,
         };
-        for (from, to) in diff.upserts(&desired) {
+        for (from, to) in diff.upserts(desired) {
             if !current.contains_key(&from) {
                 refs.add(&prefix_slots(from), 1);
                 refs.flush(&mut self.filter, &prefix_slots(from))?;
@@ -334,14 +347,25 @@ impl NatTables {
             .collect()
     }
 
-    /// Makes a single-IP table exactly `desired`.
+    /// Makes a single-IP table exactly `desired`. Reads the table back first.
     pub fn sync_ipmap(
         &mut self,
         kind: IpMapKind,
         desired: &BTreeMap<Ipv4Addr, Ipv4Addr>,
     ) -> Result<SyncReport, MapError> {
         let current = self.ipmaps(kind)?;
-        let diff = Diff::of(&current, desired);
+        self.update_ipmap(kind, &current, desired)
+    }
+
+    /// Like [`Self::sync_ipmap`], from `current`, the entries as last synced (the caller
+    /// vouches for them: they are not read back), so only the difference is touched.
+    pub fn update_ipmap(
+        &mut self,
+        kind: IpMapKind,
+        current: &BTreeMap<Ipv4Addr, Ipv4Addr>,
+        desired: &BTreeMap<Ipv4Addr, Ipv4Addr>,
+    ) -> Result<SyncReport, MapError> {
+        let diff = Diff::of(current, desired);
         let name = match kind {
             IpMapKind::Exit => IPMAP_EXIT_MAP,
             IpMapKind::Entry => IPMAP_ENTRY_MAP,
@@ -385,6 +409,25 @@ impl NatTables {
     pub fn filter_words(&self, table: FilterTable) -> &[u64] {
         &self.refs[table_index(table)].words
     }
+}
+
+/// Checks that every remap keeps its prefix length; host bits cleared.
+fn validated_remaps(
+    desired: &BTreeMap<Ipv4Net, Ipv4Net>,
+) -> Result<BTreeMap<Ipv4Net, Ipv4Net>, MapError> {
+    desired
+        .iter()
+        .map(|(from, to)| {
+            if from.prefix_len() == to.prefix_len() {
+                Ok((from.trunc(), to.trunc()))
+            } else {
+                Err(MapError::SizeMismatch {
+                    from: *from,
+                    to: *to,
+                })
+            }
+        })
+        .collect()
 }
 
 /// The difference between two ordered maps.
