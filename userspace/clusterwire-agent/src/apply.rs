@@ -7,6 +7,12 @@
 //! pod's veth when the gateway runs on this node) with the same next hop, where
 //! `cw_geneve_encap` encapsulates and `cw_geneve_decap` takes the gateway's answers.
 //! Attachments are O(gateways), never O(pods).
+//!
+//! A **full** apply (at startup, periodically, and while something is missing) reads the maps
+//! and the kernel's routes back, asks the kernel again how each gateway pod is reached and
+//! repairs drift; an **incremental** one (on a change of the resources) writes only the
+//! difference from what the last apply wrote ([`Written`]) and asks the kernel only about new
+//! gateway pods.
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
@@ -15,11 +21,11 @@ use std::{
 use anyhow::Context as _;
 use clusterwire_daemon::{
     geneve::{GeneveEnd, GenevePath},
-    net::Net,
+    net::{Net, RouteSpec},
 };
 use clusterwire_dataplane::{
     Instance,
-    geneve::{Delivery, GeneveMaps, Vni},
+    geneve::{Delivery, GeneveMaps, RouteTarget, Vni},
 };
 use clusterwire_fabric::desired::AgentDesired;
 use ipnet::Ipv4Net;
@@ -34,6 +40,17 @@ pub struct Node {
     pub geneve: GeneveMaps,
     pub end: GeneveEnd,
     pub bypass: Bypass,
+    /// What the last successful apply wrote; `None` at startup and after a failed apply (the
+    /// next apply is then a full one).
+    written: Option<Written>,
+}
+
+/// The maps and routes as the last successful apply left them.
+#[derive(Debug, Default)]
+struct Written {
+    tunnel: BTreeMap<Ipv4Net, RouteTarget>,
+    peers: BTreeMap<(Ipv4Addr, Vni), Delivery>,
+    routes: BTreeMap<Ipv4Net, RouteSpec>,
 }
 
 /// What one apply changed.
@@ -66,10 +83,23 @@ impl Node {
             geneve,
             end,
             bypass: Bypass::default(),
+            written: None,
         }
     }
 
-    pub async fn apply(&mut self, desired: &AgentDesired) -> anyhow::Result<Applied> {
+    /// Whether the next apply must be a full one (nothing known to be written: startup, or
+    /// the last apply failed).
+    pub fn needs_full(&self) -> bool {
+        self.written.is_none()
+    }
+
+    /// Applies `desired`: a full apply when `full` (or when nothing is known to be written),
+    /// else an incremental one (see the module's doc).
+    pub async fn apply(&mut self, desired: &AgentDesired, full: bool) -> anyhow::Result<Applied> {
+        let last = self.written.take().filter(|_| !full);
+        if last.is_none() {
+            self.end.forget_paths();
+        }
         if let Some(address) = desired.internal_address {
             let lo = self.net.link_index("lo").await?.context("no lo device")?;
             self.net
@@ -119,18 +149,34 @@ impl Node {
         }
         // Geneve maps before kernel routes: a packet routed toward the gateway always finds
         // its tunnel entry.
-        let r = self.geneve.sync_routes(&tunnel)?;
+        let (r, p) = match &last {
+            Some(last) => (
+                self.geneve.update_routes(&last.tunnel, &tunnel)?,
+                self.geneve.update_peers(&last.peers, &peers)?,
+            ),
+            None => (
+                self.geneve.sync_routes(&tunnel)?,
+                self.geneve.sync_peers(&peers)?,
+            ),
+        };
         applied.geneve_routes = (r.added, r.updated, r.removed);
-        let p = self.geneve.sync_peers(&peers)?;
         applied.peers = (p.added, p.updated, p.removed);
         // Untracked before routed: the CNI's masquerade never sees a packet to a remote CIDR.
         let remote: BTreeSet<Ipv4Net> = routes.keys().copied().collect();
-        match self.bypass.sync(&remote) {
+        match self.bypass.sync(&remote, last.is_none()) {
             Ok(changed) => applied.bypass = changed,
             Err(e) => applied.bypass_error = Some(format!("{e:#}")),
         }
-        let k = self.net.sync_routes(&routes).await?;
+        let k = match &last {
+            Some(last) => self.net.update_routes(&last.routes, &routes).await?,
+            None => self.net.sync_routes(&routes).await?,
+        };
         applied.routes = (k.added, k.updated, k.removed);
+        self.written = Some(Written {
+            tunnel,
+            peers,
+            routes,
+        });
         Ok(applied)
     }
 }

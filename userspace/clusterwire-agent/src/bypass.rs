@@ -8,8 +8,11 @@
 //! `ip clusterwire`. The path is stateless end to end, as in the gateways; a CNI network policy
 //! that relies on conntrack state for cross-cluster flows does not see them as established.
 //!
-//! The table is replaced as a whole (`nft -f -`, one transaction) when the remote CIDRs change
-//! or it disappeared (a CNI that flushes the ruleset), and deleted when there are none.
+//! The table is written as a whole (`nft -f -`, one transaction) the first time and when it
+//! disappeared (a CNI that flushes the ruleset: [`Bypass::repair`] checks), deleted when there
+//! are no remote CIDRs; when only some CIDRs change, only those elements of its set are added
+//! and deleted (one transaction too; if it fails, e.g. the table went meanwhile, the table is
+//! written as a whole).
 use std::{
     collections::BTreeSet,
     fmt::Write as _,
@@ -40,15 +43,55 @@ pub struct Bypass {
 }
 
 impl Bypass {
-    /// Makes the table match `remote`; returns whether anything was written.
-    pub fn sync(&mut self, remote: &BTreeSet<Ipv4Net>) -> Result<bool, BypassError> {
-        if self.applied.as_ref() == Some(remote) && (remote.is_empty() || table_exists()) {
-            return Ok(false);
+    /// Makes the table match `remote`; returns whether anything was written. With `check`,
+    /// first makes sure the table is still there (one `nft list`), else trusts what was last
+    /// written.
+    pub fn sync(&mut self, remote: &BTreeSet<Ipv4Net>, check: bool) -> Result<bool, BypassError> {
+        if let Some(applied) = &self.applied {
+            let present = applied.is_empty() || !check || table_exists();
+            if applied == remote && present {
+                return Ok(false);
+            }
+            let only_elements = !applied.is_empty() && !remote.is_empty();
+            if only_elements && present && nft(&delta(applied, remote)).is_ok() {
+                self.applied = Some(remote.clone());
+                return Ok(true);
+            }
         }
+        self.applied = None;
         nft(&ruleset(remote))?;
         self.applied = Some(remote.clone());
         Ok(true)
     }
+
+    /// Writes the table again if it disappeared; returns whether it did.
+    pub fn repair(&mut self) -> Result<bool, BypassError> {
+        match self.applied.clone() {
+            Some(applied) => self.sync(&applied, true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The transaction that turns the set `from` into `to` (both not empty: the table exists).
+pub fn delta(from: &BTreeSet<Ipv4Net>, to: &BTreeSet<Ipv4Net>) -> String {
+    let join = |nets: Vec<&Ipv4Net>| {
+        nets.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    // Deletions first: an added CIDR may overlap one that goes (interval sets refuse overlaps).
+    let gone: Vec<&Ipv4Net> = from.difference(to).collect();
+    if !gone.is_empty() {
+        let _ = writeln!(out, "delete element ip {TABLE} remote {{ {} }}", join(gone));
+    }
+    let new: Vec<&Ipv4Net> = to.difference(from).collect();
+    if !new.is_empty() {
+        let _ = writeln!(out, "add element ip {TABLE} remote {{ {} }}", join(new));
+    }
+    out
 }
 
 /// The transaction that replaces the table (creating it first, so the delete never fails).
@@ -131,5 +174,26 @@ mod tests {
             ruleset(&BTreeSet::new()),
             "table ip clusterwire\ndelete table ip clusterwire\n"
         );
+    }
+
+    #[test]
+    fn a_delta_deletes_what_went_then_adds_what_came() {
+        let set = |cidrs: &[&str]| -> BTreeSet<Ipv4Net> {
+            cidrs.iter().map(|s| s.parse().expect("cidr")).collect()
+        };
+        let from = set(&["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]);
+        assert_eq!(
+            delta(&from, &set(&["10.2.0.0/16", "10.4.0.0/16", "10.5.0.0/16"])),
+            "delete element ip clusterwire remote { 10.1.0.0/16, 10.3.0.0/16 }\n\
+             add element ip clusterwire remote { 10.4.0.0/16, 10.5.0.0/16 }\n"
+        );
+        assert_eq!(
+            delta(
+                &from,
+                &set(&["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.9.0.0/16"])
+            ),
+            "add element ip clusterwire remote { 10.9.0.0/16 }\n"
+        );
+        assert_eq!(delta(&from, &from), "");
     }
 }

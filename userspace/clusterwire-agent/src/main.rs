@@ -13,7 +13,10 @@ mod bypass;
 mod config;
 mod source;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -23,6 +26,11 @@ use clusterwire_fabric::desired;
 use tracing::{error, info, warn};
 
 use crate::{apply::Node, config::Config, source::Source};
+
+/// How often the agent applies everything again without a change.
+const FULL_EVERY: Duration = Duration::from_secs(30);
+/// How often the bypass table is checked, and a full apply retried while something is missing.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 struct Metrics {
     instance: String,
@@ -100,7 +108,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     http::spawn(config.metrics_addr, exporter, ready.clone());
 
     let mut ticker = tokio::time::interval(config.poll);
-    let mut last_apply: Option<std::time::Instant> = None;
+    let mut last_check: Option<Instant> = None;
+    let mut last_full: Option<Instant> = None;
+    let mut complete = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -110,35 +120,58 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
         let changed = source.poll();
-        // Re-apply on changes, and every 5 s to follow route changes toward gateway pods;
-        // never from a partial snapshot (the API server's first lists still arriving).
-        if !source.synced()
-            || (!changed && last_apply.is_some_and(|t| t.elapsed() < Duration::from_secs(5)))
-        {
+        // Never from a partial snapshot (the API server's first lists still arriving).
+        if !source.synced() {
             continue;
         }
-        last_apply = Some(std::time::Instant::now());
-        let want = desired::agent(source.snapshot(), &config.node);
-        for skipped in &want.skipped {
-            warn!("skipped: {skipped}");
+        // A full apply at startup, every 30 s (follows route changes toward gateway pods,
+        // repairs drift in the maps and routes), and every 5 s while something is missing (a
+        // gateway pod not reachable yet, a failed apply); on a change, an incremental one.
+        // Every 5 s otherwise, only the bypass table is checked (restored if it was flushed).
+        let due =
+            |last: Option<Instant>, every: Duration| last.is_none_or(|t| t.elapsed() >= every);
+        let full = due(last_full, FULL_EVERY)
+            || (!complete && due(last_check, CHECK_EVERY))
+            || node.needs_full();
+        if !changed && !full {
+            if due(last_check, CHECK_EVERY) {
+                last_check = Some(Instant::now());
+                match node.bypass.repair() {
+                    Ok(true) => info!("CNI-masquerade bypass table was missing: written again"),
+                    Ok(false) => {}
+                    Err(e) => warn!("CNI-masquerade bypass not restored: {e:#}"),
+                }
+            }
+            continue;
         }
-        match node.apply(&want).await {
-            Ok(applied) => {
-                if applied.changed() {
-                    info!(?applied, "applied");
-                }
-                if let Some(e) = &applied.bypass_error {
-                    warn!(
-                        "CNI-masquerade bypass not applied (pod sources may be masqueraded): {e}"
-                    );
-                }
-                ready
-                    .set(applied.unreachable_gateways.is_empty() && applied.bypass_error.is_none());
+        last_check = Some(Instant::now());
+        if full {
+            last_full = last_check;
+        }
+        complete = apply(&mut node, &source, &config.node, full).await;
+        ready.set(complete);
+    }
+}
+
+/// Applies the node's desired state; whether everything is in place.
+async fn apply(node: &mut Node, source: &Source, name: &str, full: bool) -> bool {
+    let want = desired::agent(source.snapshot(), name);
+    for skipped in &want.skipped {
+        warn!("skipped: {skipped}");
+    }
+    match node.apply(&want, full).await {
+        Ok(applied) => {
+            if applied.changed() {
+                info!(?applied, "applied");
             }
-            Err(e) => {
-                error!("apply failed: {e:#}; retrying");
-                ready.set(false);
+            if let Some(e) = &applied.bypass_error {
+                warn!("CNI-masquerade bypass not applied (pod sources may be masqueraded): {e}");
             }
+            applied.unreachable_gateways.is_empty() && applied.bypass_error.is_none()
+        }
+        Err(e) => {
+            error!("apply failed: {e:#}; retrying");
+            false
         }
     }
 }

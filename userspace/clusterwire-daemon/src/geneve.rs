@@ -19,7 +19,13 @@
 //!
 //! Limit of the kernel mode: a `collect_md` device takes any VNI from any sender; eBPF mode
 //! accepts only the listed (peer, VNI) pairs.
-use std::{collections::BTreeSet, fmt, net::Ipv4Addr, num::NonZeroU32, str::FromStr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::Ipv4Addr,
+    num::NonZeroU32,
+    str::FromStr,
+};
 
 use clusterwire_dataplane::{
     Hook, Instance, InstanceError,
@@ -125,7 +131,21 @@ pub enum GeneveEnd {
     Ebpf {
         /// Devices the programs are attached to.
         attached: BTreeSet<String>,
+        /// The kernel's routes toward remote ends, as looked up since the last
+        /// [`GeneveEnd::forget_paths`].
+        lookups: Lookups,
     },
+}
+
+/// The kernel's answers toward remote ends, kept between applies: a change that adds one node
+/// asks the kernel about that node only, not about every node again. A remote end without a
+/// route is not kept (it is asked again next time).
+#[derive(Debug, Default)]
+pub struct Lookups {
+    /// Remote end -> output device index and next hop.
+    routes: BTreeMap<Ipv4Addr, (u32, Option<Ipv4Addr>)>,
+    /// Device index -> name.
+    names: BTreeMap<u32, String>,
 }
 
 /// How prefixes tunnelled to one remote end are routed and encapsulated.
@@ -187,6 +207,7 @@ impl GeneveEnd {
             }
             return Ok(Self::Ebpf {
                 attached: BTreeSet::new(),
+                lookups: Lookups::default(),
             });
         };
         // An earlier eBPF-mode run's decapsulation would drop what the kernel device should
@@ -220,9 +241,19 @@ impl GeneveEnd {
         }
     }
 
+    /// Forgets the kernel's routes toward remote ends (eBPF mode): the next [`Self::path`] of
+    /// each asks the kernel again. For the periodic full apply, which follows route changes
+    /// toward remote ends that did not change themselves.
+    pub fn forget_paths(&mut self) {
+        if let Self::Ebpf { lookups, .. } = self {
+            *lookups = Lookups::default();
+        }
+    }
+
     /// The path of prefixes tunnelled to `remote` with `vni`; `None` when the kernel has no
     /// route to `remote` (eBPF mode; the kernel device needs one only when it sends). In eBPF
-    /// mode the programs are attached to the device toward `remote` on first use.
+    /// mode the programs are attached to the device toward `remote` on first use, and the
+    /// kernel's route toward `remote` is asked once and kept until [`Self::forget_paths`].
     pub async fn path(
         &mut self,
         net: &Net,
@@ -258,14 +289,25 @@ impl GeneveEnd {
                     decap_peer: false,
                 }))
             }
-            Self::Ebpf { attached } => {
-                let Some((oif, via)) = net.route_to(remote).await? else {
-                    return Ok(None);
+            Self::Ebpf { attached, lookups } => {
+                let (oif, via) = if let Some(found) = lookups.routes.get(&remote) {
+                    *found
+                } else {
+                    let Some((oif, via)) = net.route_to(remote).await? else {
+                        return Ok(None);
+                    };
+                    if let std::collections::btree_map::Entry::Vacant(entry) =
+                        lookups.names.entry(oif)
+                    {
+                        let Some(device) = net.link_name(oif).await? else {
+                            return Ok(None);
+                        };
+                        attach_ebpf(instance, attached, &device)?;
+                        entry.insert(device);
+                    }
+                    lookups.routes.insert(remote, (oif, via));
+                    (oif, via)
                 };
-                let Some(device) = net.link_name(oif).await? else {
-                    return Ok(None);
-                };
-                attach_ebpf(instance, attached, &device)?;
                 Ok(Some(GenevePath {
                     route: RouteSpec {
                         oif,
@@ -298,7 +340,7 @@ impl GeneveEnd {
         device: &str,
     ) -> Result<(), GeneveEndError> {
         match self {
-            Self::Ebpf { attached } => attach_ebpf(instance, attached, device),
+            Self::Ebpf { attached, .. } => attach_ebpf(instance, attached, device),
             Self::Kernel { .. } => Ok(()),
         }
     }

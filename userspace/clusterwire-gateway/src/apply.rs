@@ -1,10 +1,17 @@
 //! Applying a [`GatewayDesired`]: the WireGuard peer, the NAT tables, the Geneve maps toward the
 //! local nodes, and the kernel routes (remote CIDRs into the tunnel; local pod CIDRs toward
-//! their nodes through the Geneve end, `clusterwire_daemon::geneve`). Every step is a diff
-//! against what is there, so re-applying the same state writes nothing.
+//! their nodes through the Geneve end, `clusterwire_daemon::geneve`). Every step is a diff, so
+//! re-applying the same state writes nothing.
+//!
+//! Two kinds of apply: a **full** one (at startup and periodically) reads every table and the
+//! kernel's routes back, asks the kernel again how each node is reached, and repairs any drift;
+//! an **incremental** one (on a change of the resources) diffs the new desired state against
+//! the one last written ([`Written`]) and writes only that, asking the kernel only about new
+//! nodes. At 5,000 nodes a node joining costs two map entries and two routes instead of
+//! 10,000 netlink requests and reading back 30,000 entries.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr},
 };
 
 use anyhow::Context as _;
@@ -14,7 +21,7 @@ use clusterwire_daemon::{
 };
 use clusterwire_dataplane::{
     Instance, IpMapKind, NatTables, RemapKind,
-    geneve::{Delivery, GeneveMaps, Vni},
+    geneve::{Delivery, GeneveMaps, RouteTarget, Vni},
 };
 use clusterwire_fabric::desired::GatewayDesired;
 use clusterwire_links::wireguard::{PeerConfig, PrivateKey, PublicKey, Tunnel, WireGuardConfig};
@@ -48,6 +55,21 @@ pub struct Gateway {
     pub end: GeneveEnd,
     /// CIDRs of a withdrawn peering, answered with ICMP net unreachable.
     pub unreachable: BTreeSet<Ipv4Net>,
+    /// What the last successful apply wrote; `None` at startup and after a failed apply (the
+    /// next apply is then a full one).
+    pub written: Option<Written>,
+}
+
+/// Every table as the last successful apply left it: the base of an incremental apply.
+#[derive(Debug, Default)]
+pub struct Written {
+    remap_dst: BTreeMap<Ipv4Net, Ipv4Net>,
+    remap_src: BTreeMap<Ipv4Net, Ipv4Net>,
+    ipmap_exit: BTreeMap<Ipv4Addr, Ipv4Addr>,
+    ipmap_entry: BTreeMap<Ipv4Addr, Ipv4Addr>,
+    tunnel: BTreeMap<Ipv4Net, RouteTarget>,
+    peers: BTreeMap<(Ipv4Addr, Vni), Delivery>,
+    routes: BTreeMap<Ipv4Net, RouteSpec>,
 }
 
 /// Resolves the client's endpoint (DNS names are resolved on every apply, so a moved server is
@@ -128,35 +150,44 @@ impl Gateway {
         Ok(())
     }
 
+    /// Applies `desired`: a full apply when `full` (or when nothing is known to be written),
+    /// else an incremental one (see the module's doc).
     pub async fn apply(
         &mut self,
         instance: &mut Instance,
         desired: &GatewayDesired,
+        full: bool,
     ) -> anyhow::Result<Applied> {
+        // Whatever happens below, what is written is known again only once it succeeded.
+        let last = self.written.take().filter(|_| !full);
+        if last.is_none() {
+            self.end.forget_paths();
+        }
         let endpoint = resolve(desired).await?;
         let config = wireguard_config(desired, &self.private_key, endpoint)?;
         self.tunnel
             .apply(&config)
             .context("configuring WireGuard")?;
+        let want = self.want(instance, desired).await?;
+        let applied = match &last {
+            Some(last) => self.update(last, &want).await?,
+            None => self.sync(&want).await?,
+        };
+        self.written = Some(want);
+        Ok(applied)
+    }
 
+    /// The tables `desired` asks for, with the path toward each node.
+    async fn want(
+        &mut self,
+        instance: &mut Instance,
+        desired: &GatewayDesired,
+    ) -> anyhow::Result<Written> {
         // The peer gateway's own tunnel address is announced implicitly (the health check
         // comes from it): an identity entry, or anti-spoofing would drop its pongs.
         let mut remap_src = desired.remap_src.clone();
         let peer = Ipv4Net::from(desired.peer_tunnel_address);
         remap_src.insert(peer, peer);
-        // NAT tables first: a route into the tunnel never exists before its translation.
-        let mut applied = Applied {
-            nat: [
-                triple(self.nat.sync_remaps(RemapKind::Dst, &desired.remap_dst)?),
-                triple(self.nat.sync_remaps(RemapKind::Src, &remap_src)?),
-                triple(self.nat.sync_ipmap(IpMapKind::Exit, &desired.ipmap_exit)?),
-                triple(
-                    self.nat
-                        .sync_ipmap(IpMapKind::Entry, &desired.ipmap_entry)?,
-                ),
-            ],
-            ..Applied::default()
-        };
         let mtu = u32::from(desired.wireguard.mtu);
         let mut routes = BTreeMap::new();
         for cidr in &desired.tunnel_routes {
@@ -196,9 +227,52 @@ impl Gateway {
         for cidr in &self.unreachable {
             routes.entry(*cidr).or_insert(RouteSpec::UNREACHABLE);
         }
-        applied.geneve_routes = triple(self.geneve.sync_routes(&tunnel)?);
-        applied.geneve_peers = triple(self.geneve.sync_peers(&peers)?);
-        let r = self.net.sync_routes(&routes).await?;
+        Ok(Written {
+            remap_dst: desired.remap_dst.clone(),
+            remap_src,
+            ipmap_exit: desired.ipmap_exit.clone(),
+            ipmap_entry: desired.ipmap_entry.clone(),
+            tunnel,
+            peers,
+            routes,
+        })
+    }
+
+    /// Full apply: every table and the kernel's routes read back and made exactly `want`.
+    async fn sync(&mut self, want: &Written) -> anyhow::Result<Applied> {
+        // NAT tables first: a route into the tunnel never exists before its translation.
+        let mut applied = Applied {
+            nat: [
+                triple(self.nat.sync_remaps(RemapKind::Dst, &want.remap_dst)?),
+                triple(self.nat.sync_remaps(RemapKind::Src, &want.remap_src)?),
+                triple(self.nat.sync_ipmap(IpMapKind::Exit, &want.ipmap_exit)?),
+                triple(self.nat.sync_ipmap(IpMapKind::Entry, &want.ipmap_entry)?),
+            ],
+            ..Applied::default()
+        };
+        applied.geneve_routes = triple(self.geneve.sync_routes(&want.tunnel)?);
+        applied.geneve_peers = triple(self.geneve.sync_peers(&want.peers)?);
+        let r = self.net.sync_routes(&want.routes).await?;
+        applied.routes = (r.added, r.updated, r.removed);
+        Ok(applied)
+    }
+
+    /// Incremental apply: only the difference between `last` and `want` is written, in the
+    /// order of [`Self::sync`].
+    async fn update(&mut self, last: &Written, want: &Written) -> anyhow::Result<Applied> {
+        let nat = &mut self.nat;
+        let mut applied = Applied {
+            nat: [
+                triple(nat.update_remaps(RemapKind::Dst, &last.remap_dst, &want.remap_dst)?),
+                triple(nat.update_remaps(RemapKind::Src, &last.remap_src, &want.remap_src)?),
+                triple(nat.update_ipmap(IpMapKind::Exit, &last.ipmap_exit, &want.ipmap_exit)?),
+                triple(nat.update_ipmap(IpMapKind::Entry, &last.ipmap_entry, &want.ipmap_entry)?),
+            ],
+            ..Applied::default()
+        };
+        applied.geneve_routes = triple(self.geneve.update_routes(&last.tunnel, &want.tunnel)?);
+        applied.geneve_peers = triple(self.geneve.update_peers(&last.peers, &want.peers)?);
+        let r = self.net.update_routes(&last.routes, &want.routes).await?;
         applied.routes = (r.added, r.updated, r.removed);
         Ok(applied)
     }

@@ -99,7 +99,7 @@ struct Running {
     ready: http::Ready,
     implementation: String,
     written: Option<clusterwire_api::networking::connection::ConnectionStatus>,
-    last_apply: Option<std::time::Instant>,
+    last_full_apply: Option<std::time::Instant>,
     /// The Configuration was deleted: the remaps and tunnel routes are withdrawn.
     withdrawn: bool,
     /// The written latency is the first one after connecting (it may include the handshake):
@@ -195,6 +195,7 @@ async fn start(
         geneve,
         end,
         unreachable: std::collections::BTreeSet::new(),
+        written: None,
     };
 
     let health = Health::bind(
@@ -215,7 +216,7 @@ async fn start(
         ready,
         implementation,
         written: None,
-        last_apply: None,
+        last_full_apply: None,
         withdrawn: false,
         provisional_latency: false,
         last_rehandshake: None,
@@ -428,12 +429,14 @@ impl Running {
                 Err(e) => warn!("keeping the applied state: {e}"),
             }
         }
-        // Apply on changes and every 30 s (re-resolves the endpoint, follows route changes).
+        // A full apply at startup and every 30 s (re-resolves the endpoint, follows route
+        // changes toward the nodes, repairs drift in the maps and routes); on a change between
+        // them, an incremental one (only the difference is written).
         let due = self
-            .last_apply
+            .last_full_apply
             .is_none_or(|t| t.elapsed() > Duration::from_secs(30));
         if changed || due {
-            self.apply().await;
+            self.apply(due).await;
         }
         // Status: written on change or every 10 s, as the reference does.
         let status = connection::status(&self.health.tracker);
@@ -507,12 +510,18 @@ impl Running {
         }
     }
 
-    async fn apply(&mut self) {
-        self.last_apply = Some(std::time::Instant::now());
+    async fn apply(&mut self, full: bool) {
+        if full {
+            self.last_full_apply = Some(std::time::Instant::now());
+        }
         for skipped in &self.current.skipped {
             warn!("skipped: {skipped}");
         }
-        let ok = match self.gateway.apply(&mut self.instance, &self.current).await {
+        let ok = match self
+            .gateway
+            .apply(&mut self.instance, &self.current, full)
+            .await
+        {
             Ok(applied) => {
                 if applied.changed() {
                     info!(?applied, "applied");
