@@ -21,7 +21,7 @@ const STANDBY: &str = "cwlab-cl02-gw-cl01-b";
 const PRIMARY_IP: &str = "10.0.1.101";
 const STANDBY_IP: &str = "10.0.2.151";
 
-/// The `spec.gatewayIP` of cl02's InternalFabric toward cl01 ("" while it is being replaced).
+/// The `spec.gatewayIP` of cl02's `InternalFabric` toward cl01 ("" while it is being replaced).
 fn fabric_gateway_ip() -> String {
     let path = format!("{STATE_DIR}/clusters/cl02/manifests/fabric-cl01.yaml");
     std::fs::read_to_string(path)
@@ -110,13 +110,13 @@ fn lab_client_gateway_failover_to_the_standby() {
     }
     let outage = results
         .iter()
-        .map(|r| r.longest_gap_ms())
+        .map(crate::lab_kit::StreamResult::longest_gap_ms)
         .max()
         .unwrap_or(0);
     println!(
         "failover {active} -> {standby}: InternalFabric updated {followed:?} after the kill, \
-         agents rerouted {routed:?} later, longest outage {outage} ms; Connected {:?} after the kill",
-        connected
+         agents rerouted {routed:?} later, longest outage {outage} ms; Connected {connected:?} \
+         after the kill"
     );
     assert!(
         daemon_log(standby).contains("became active"),

@@ -472,6 +472,22 @@ impl Stream {
     }
 }
 
+/// The longest run of consecutive numbers in ascending `lost`: the outage in ms of a stream of
+/// one datagram per ms.
+fn longest_run(lost: &[u32]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for (i, s) in lost.iter().enumerate() {
+        run = if i > 0 && lost[i - 1] + 1 == *s {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    longest
+}
+
 /// The sequence numbers in 0..sent that were not received.
 fn missing(sent: u32, seen: &[u32]) -> Vec<u32> {
     (0..sent)
@@ -751,19 +767,7 @@ fn gateway_kill_9(gateway: &str, (cluster, peer): (&str, &str), run: Duration) {
     );
     let (sent, seen) = stream.finish();
     let lost = missing(sent, &seen);
-    // The longest run of consecutive missing sequence numbers, at 1 per ms.
-    let mut outage = 0usize;
-    let mut run_len = 0usize;
-    let mut previous = None;
-    for s in &lost {
-        run_len = if previous == Some(s - 1) {
-            run_len + 1
-        } else {
-            1
-        };
-        outage = outage.max(run_len);
-        previous = Some(*s);
-    }
+    let outage = longest_run(&lost);
     println!(
         "gateway {gateway} kill -9 and restart: TCP {got_bytes} bytes identical, UDP \
          {sent} sent, {} lost, longest outage {outage} ms",
