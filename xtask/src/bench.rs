@@ -129,16 +129,7 @@ fn tunnel(args: &Args) -> anyhow::Result<()> {
         );
     }
     cmd::ensure_bpffs()?;
-    cmd::run(cmd::host_cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "clusterwire-cli",
-        "-p",
-        "clusterwire-gateway",
-        "-p",
-        "clusterwire-agent",
-    ]))?;
+    cmd::build_lab_binaries(true)?;
     let target = cmd::workspace_root().join("target");
     let cwctl = ["release", "debug"]
         .iter()

@@ -561,16 +561,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     let scale = Scale::from_env()?;
     cmd::ensure_bpffs()?;
-    cmd::run(cmd::host_cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "clusterwire-cli",
-        "-p",
-        "clusterwire-gateway",
-        "-p",
-        "clusterwire-agent",
-    ]))?;
+    cmd::build_lab_binaries(true)?;
     let bin = cmd::workspace_root().join("target/release");
     let id = std::process::id();
     let dir = std::env::temp_dir().join(format!("cw-converge-{id}"));

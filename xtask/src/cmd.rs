@@ -107,3 +107,21 @@ pub fn ensure_bpffs() -> anyhow::Result<()> {
     }
     run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
 }
+
+/// Builds `cwctl`, `clusterwire-gateway` and `clusterwire-agent` (the lab's binaries), in the
+/// release profile when `release`, else the dev profile.
+pub fn build_lab_binaries(release: bool) -> anyhow::Result<()> {
+    let mut cargo = host_cargo();
+    cargo.arg("build");
+    if release {
+        cargo.arg("--release");
+    }
+    run(cargo.args([
+        "-p",
+        "clusterwire-cli",
+        "-p",
+        "clusterwire-gateway",
+        "-p",
+        "clusterwire-agent",
+    ]))
+}

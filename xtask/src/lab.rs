@@ -19,16 +19,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("the lab creates network namespaces and loads eBPF programs: run it as root");
     }
     cmd::ensure_bpffs()?;
-    cmd::run(cmd::host_cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "clusterwire-cli",
-        "-p",
-        "clusterwire-gateway",
-        "-p",
-        "clusterwire-agent",
-    ]))?;
+    cmd::build_lab_binaries(true)?;
     let cwctl = std::path::Path::new("target/release/cwctl");
     cmd::run(
         std::process::Command::new(cwctl)

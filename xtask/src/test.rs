@@ -131,15 +131,7 @@ fn run_tier(tier: Tier, args: &Args) -> anyhow::Result<String> {
             let name = tier.name();
             if tier == Tier::Netns {
                 // The lab tests run the real cwctl, gateway and agent binaries.
-                cmd::run(cmd::host_cargo().args([
-                    "build",
-                    "-p",
-                    "clusterwire-cli",
-                    "-p",
-                    "clusterwire-gateway",
-                    "-p",
-                    "clusterwire-agent",
-                ]))?;
+                cmd::build_lab_binaries(false)?;
             }
             cmd::run(cmd::host_cargo().args([
                 "test",
