@@ -2,14 +2,12 @@
 //! (acquire, renew, follow, expiry, transitions, release), and the requests it makes against a
 //! scripted API server (tokio's clock paused for the renew deadline).
 
-mod common;
-
 use std::time::Duration;
 
 use clusterwire_election::lease::{
     Decision, LeaseElection, Lost, TIMING, claim, decide, released, try_lead,
 };
-use common::{Exchange, mock};
+use clusterwire_kube_mock::{Exchange, mock};
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     jiff::{SignedDuration, Timestamp},

@@ -280,8 +280,7 @@ mod tests {
         desired::{GatewayId, Role},
         snapshot::Key,
     };
-    use http::{Request, Response};
-    use kube::client::Body;
+    use clusterwire_kube_mock::{Exchange, mock};
     use serde_json::{Value, json};
 
     use super::{PodLabel, lease_name};
@@ -305,46 +304,22 @@ mod tests {
     /// A mock API server that expects one merge patch of the pod per body, in order.
     #[tokio::test]
     async fn the_active_label_is_set_and_removed_by_a_merge_patch_of_the_pod() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let label = PodLabel::new(
-            kube::Client::new(service, "default"),
-            "liqo-tenant-cl01",
-            "gw-cl01-5d8c7-x2x9z",
-        );
-        let expected = [
-            r#"{"metadata":{"labels":{"networking.liqo.io/active":"true"}}}"#,
-            r#"{"metadata":{"labels":{"networking.liqo.io/active":null}}}"#,
-        ];
-        let server = tokio::spawn(async move {
-            for body in expected {
-                let (request, send) = handle.next_request().await.expect("a request");
-                assert_eq!(request.method(), "PATCH");
-                assert_eq!(
-                    request.uri().path_and_query().map(ToString::to_string),
-                    Some("/api/v1/namespaces/liqo-tenant-cl01/pods/gw-cl01-5d8c7-x2x9z?".into())
-                );
-                assert_eq!(
-                    request
-                        .headers()
-                        .get("content-type")
-                        .map(http::HeaderValue::as_bytes),
-                    Some(&b"application/merge-patch+json"[..])
-                );
-                let bytes = request.into_body().collect_bytes().await.expect("body");
-                assert_eq!(String::from_utf8_lossy(&bytes), body);
-                let pod: Value = json!({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": "gw-cl01-5d8c7-x2x9z", "namespace": "liqo-tenant-cl01"}});
-                send.send_response(
-                    Response::builder()
-                        .body(Body::from(serde_json::to_vec(&pod).expect("json")))
-                        .expect("response"),
-                );
-            }
-            assert!(handle.next_request().await.is_none(), "no other request");
-        });
+        let path = "/api/v1/namespaces/liqo-tenant-cl01/pods/gw-cl01-5d8c7-x2x9z?";
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "gw-cl01-5d8c7-x2x9z", "namespace": "liqo-tenant-cl01"}});
+        let patch = |active: Value| {
+            Exchange::new(
+                "PATCH",
+                path,
+                Some(json!({"metadata": {"labels": {"networking.liqo.io/active": active}}})),
+                pod.clone(),
+            )
+            .with_content_type("application/merge-patch+json")
+        };
+        let (client, server) = mock(vec![patch(json!("true")), patch(Value::Null)]);
+        let label = PodLabel::new(client, "liqo-tenant-cl01", "gw-cl01-5d8c7-x2x9z");
         label.set(true).await.expect("labelled");
         label.set(false).await.expect("unlabelled");
-        drop(label);
-        server.await.expect("the mock saw exactly the two patches");
+        server.done().await;
     }
 }

@@ -20,10 +20,11 @@ use clusterwire_fabric::{
     manifests,
     snapshot::{Key, Kind, Snapshot},
 };
+use clusterwire_kube_mock::Exchange;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use serde_json::{Value, json};
 
-use crate::mock::{Exchange, Lists};
+use crate::mock::Lists;
 
 fn validator() -> ManifestValidator {
     ManifestValidator::for_api().expect("the API's CRDs compile")
@@ -245,7 +246,7 @@ async fn lists_become_the_manifest_snapshot_and_watch_events_change_it() {
 
 #[tokio::test]
 async fn a_gateway_watches_its_namespace_and_the_cluster_scoped_kinds() {
-    let (client, _server) = mock::scripted(Vec::new());
+    let (client, _server) = clusterwire_kube_mock::mock(Vec::new());
     let scope = Scope::gateway("liqo-tenant-cl02");
     let urls: Vec<String> = scope
         .kinds
@@ -339,7 +340,7 @@ async fn connection_status_is_applied_once_per_change() {
         live["status"] = status.clone();
         live
     };
-    let (client, server) = mock::scripted(vec![
+    let (client, server) = clusterwire_kube_mock::mock(vec![
         // Created (or updated) with the object apply, then its status.
         Exchange::new("PATCH", &object_path, Some(object_body()), object_body()),
         Exchange::new(
@@ -356,7 +357,7 @@ async fn connection_status_is_applied_once_per_change() {
             live(&later),
         ),
         // Deleted meanwhile: the status apply fails, the next write re-creates it.
-        Exchange::new("PATCH", &status_path, Some(status_body(&first)), json!({})).not_found(),
+        Exchange::failing("PATCH", &status_path, 404, "NotFound").with_body(status_body(&first)),
         Exchange::new("PATCH", &object_path, Some(object_body()), object_body()),
         Exchange::new(
             "PATCH",
