@@ -397,10 +397,7 @@ impl GeneveMaps {
         &mut self,
         desired: &BTreeMap<Ipv4Net, RouteTarget>,
     ) -> Result<SyncReport, GeneveError> {
-        let desired: BTreeMap<Ipv4Net, GeneveRoute> = desired
-            .iter()
-            .map(|(net, t)| (net.trunc(), t.route.to_map_value(t.inner_dst_mac)))
-            .collect();
+        let desired = route_values(desired);
         let mut current = BTreeMap::new();
         for entry in &self.routes {
             let (key, value) = entry.map_err(map_err(GENEVE_ROUTES_MAP))?;
@@ -410,8 +407,19 @@ impl GeneveMaps {
                 .map_err(|_| GeneveError::PrefixTooLong(len))?;
             current.insert(net, value);
         }
-        let diff = Diff::of(&current, &desired);
-        for (net, value) in diff.upserts(&desired) {
+        self.write_route_diff(&current, &desired)
+    }
+
+    /// Writes the difference between two states of the route map (map values, prefixes
+    /// truncated): inserts and updates before removals; removing an entry already gone is not
+    /// an error. Shared by [`Self::sync_routes`] and [`Self::update_routes`].
+    pub(crate) fn write_route_diff(
+        &mut self,
+        current: &BTreeMap<Ipv4Net, GeneveRoute>,
+        desired: &BTreeMap<Ipv4Net, GeneveRoute>,
+    ) -> Result<SyncReport, GeneveError> {
+        let diff = Diff::of(current, desired);
+        for (net, value) in diff.upserts(desired) {
             self.insert_route(net.network(), net.prefix_len(), value)?;
         }
         for net in &diff.removed {
@@ -443,9 +451,20 @@ impl GeneveMaps {
                 );
             }
         }
+        self.write_peer_diff(&current, desired)
+    }
+
+    /// Writes the difference between the accepted peers `current` (map values) and `desired`,
+    /// markers included (see [`Self::allow_peer`], [`Self::remove_peer`]). Shared by
+    /// [`Self::sync_peers`] and [`Self::update_peers`].
+    pub(crate) fn write_peer_diff(
+        &mut self,
+        current: &BTreeMap<(Ipv4Addr, Vni), GenevePeer>,
+        desired: &BTreeMap<(Ipv4Addr, Vni), Delivery>,
+    ) -> Result<SyncReport, GeneveError> {
         let desired_values: BTreeMap<(Ipv4Addr, Vni), GenevePeer> =
             desired.iter().map(|(k, d)| (*k, peer_value(*d))).collect();
-        let diff = Diff::of(&current, &desired_values);
+        let diff = Diff::of(current, &desired_values);
         for ((remote, vni), delivery) in diff
             .upserts(&desired_values)
             .filter_map(|(k, _)| desired.get(&k).map(|d| (k, *d)))
@@ -459,7 +478,17 @@ impl GeneveMaps {
     }
 }
 
-fn peer_value(delivery: Delivery) -> GenevePeer {
+/// The route map's values for `targets`, prefixes truncated (host bits ignored).
+pub(crate) fn route_values(
+    targets: &BTreeMap<Ipv4Net, RouteTarget>,
+) -> BTreeMap<Ipv4Net, GeneveRoute> {
+    targets
+        .iter()
+        .map(|(net, t)| (net.trunc(), t.route.to_map_value(t.inner_dst_mac)))
+        .collect()
+}
+
+pub(crate) fn peer_value(delivery: Delivery) -> GenevePeer {
     match delivery {
         Delivery::InPlace => GenevePeer::default(),
         Delivery::IngressOf { ifindex, mac } => GenevePeer {

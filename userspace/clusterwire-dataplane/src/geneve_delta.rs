@@ -4,12 +4,11 @@
 //! and the periodic apply that repairs drift.
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use aya::maps::MapError;
 use ipnet::Ipv4Net;
 
 use crate::{
-    geneve::{Delivery, GeneveError, GeneveMaps, RouteTarget, Vni},
-    nat_tables::{Diff, SyncReport},
+    geneve::{Delivery, GeneveError, GeneveMaps, RouteTarget, Vni, peer_value, route_values},
+    nat_tables::SyncReport,
 };
 
 impl GeneveMaps {
@@ -20,33 +19,7 @@ impl GeneveMaps {
         current: &BTreeMap<Ipv4Net, RouteTarget>,
         desired: &BTreeMap<Ipv4Net, RouteTarget>,
     ) -> Result<SyncReport, GeneveError> {
-        let current: BTreeMap<Ipv4Net, RouteTarget> =
-            current.iter().map(|(net, t)| (net.trunc(), *t)).collect();
-        let desired: BTreeMap<Ipv4Net, RouteTarget> =
-            desired.iter().map(|(net, t)| (net.trunc(), *t)).collect();
-        let diff = Diff::of(&current, &desired);
-        for (net, target) in diff.upserts(&desired) {
-            match target.inner_dst_mac {
-                Some(mac) => self.set_route_to_kernel_device(
-                    net.network(),
-                    net.prefix_len(),
-                    target.route,
-                    mac,
-                )?,
-                None => self.set_route(net.network(), net.prefix_len(), target.route)?,
-            }
-        }
-        for net in &diff.removed {
-            match self.remove_route(net.network(), net.prefix_len()) {
-                Ok(())
-                | Err(GeneveError::Map {
-                    source: MapError::KeyNotFound,
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(diff.report())
+        self.write_route_diff(&route_values(current), &route_values(desired))
     }
 
     /// Goes from `current` (the accepted peers as last synced) to `desired`, markers included
@@ -56,13 +29,7 @@ impl GeneveMaps {
         current: &BTreeMap<(Ipv4Addr, Vni), Delivery>,
         desired: &BTreeMap<(Ipv4Addr, Vni), Delivery>,
     ) -> Result<SyncReport, GeneveError> {
-        let diff = Diff::of(current, desired);
-        for ((remote, vni), delivery) in diff.upserts(desired) {
-            self.allow_peer(remote, vni, delivery)?;
-        }
-        for (remote, vni) in &diff.removed {
-            self.remove_peer(*remote, *vni)?;
-        }
-        Ok(diff.report())
+        let current = current.iter().map(|(k, d)| (*k, peer_value(*d))).collect();
+        self.write_peer_diff(&current, desired)
     }
 }
