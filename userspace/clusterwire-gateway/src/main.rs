@@ -464,7 +464,7 @@ impl Running {
                 Err(e) => warn!("writing the Connection status: {e:#}"),
             }
         }
-        sample(
+        let rx_packets = sample(
             &self.metrics,
             &self.gateway,
             &self.instance,
@@ -472,11 +472,10 @@ impl Running {
             &self.current,
             &self.implementation,
         );
-        let datapath = self.instance.datapath();
-        if let Ok(p) = datapath.peer_stats(datapath.config().peer_id)
-            && p.rx_packets != self.tunnel_rx.0
+        if let Some(rx) = rx_packets
+            && rx != self.tunnel_rx.0
         {
-            self.tunnel_rx = (p.rx_packets, std::time::Instant::now());
+            self.tunnel_rx = (rx, std::time::Instant::now());
         }
     }
 
@@ -544,7 +543,9 @@ impl Running {
     }
 }
 
-/// Refreshes the metrics from the health tracker, WireGuard and the datapath's counters.
+/// Refreshes the metrics from the health tracker, WireGuard and the datapath's counters;
+/// returns the packets that came out of the tunnel (the datapath's count for the peer), which
+/// [`Running::rehandshake_due`] also needs.
 fn sample(
     metrics: &Metrics,
     gateway: &Gateway,
@@ -552,16 +553,20 @@ fn sample(
     health: &Health,
     current: &GatewayDesired,
     implementation: &str,
-) {
-    let Ok(mut s) = metrics.0.lock() else { return };
+) -> Option<u64> {
     let datapath = instance.datapath();
+    let peer = datapath.peer_stats(datapath.config().peer_id).ok();
+    let rx_packets = peer.as_ref().map(|p| p.rx_packets);
+    let Ok(mut s) = metrics.0.lock() else {
+        return rx_packets;
+    };
     if let Ok(drops) = datapath.drop_counts() {
         s.drops = drops.into_iter().map(|(r, n)| (r.kind(), n)).collect();
     }
     if let Ok(events) = datapath.events() {
         s.events = events.into_iter().map(|(e, n)| (e.kind(), n)).collect();
     }
-    if let Ok(p) = datapath.peer_stats(datapath.config().peer_id) {
+    if let Some(p) = peer {
         s.peer_packets = (p.rx_packets, p.tx_packets);
         s.peer_bytes = (p.rx_bytes, p.tx_bytes);
     }
@@ -581,4 +586,5 @@ fn sample(
         s.rx_bytes = rx;
         s.tx_bytes = tx;
     }
+    rx_packets
 }
