@@ -383,14 +383,6 @@ fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<()> {
         for cluster in &plan.clusters {
             let files = manifests::cluster_files(&plan, cluster, &keys)?;
             manifests::write(&paths.manifests(&cluster.name), &files)?;
-            if settings.standby {
-                for gateway in &cluster.gateways {
-                    if let Some(dir) = paths.lease(&cluster.name, &gateway.peer).parent() {
-                        fs::create_dir_all(dir)
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                    }
-                }
-            }
         }
         println!("[2/4] namespaces, links and CNI rules");
         topology::build(&plan)?;
