@@ -13,7 +13,7 @@ use std::{
 
 use crate::lab_kit::{
     Lab, STATE_DIR, UdpStream, assert_traffic_across, connection_status, daemon_log, lab_ok,
-    sigkill_daemons, start_daemon, wait_until,
+    routes, sigkill_daemons, start_daemon, wait_until,
 };
 
 const PRIMARY: &str = "cwlab-cl02-gw-cl01";
@@ -30,14 +30,6 @@ fn fabric_gateway_ip() -> String {
         .find_map(|l| l.trim().strip_prefix("gatewayIP: "))
         .map(|v| v.trim_matches('"').to_owned())
         .unwrap_or_default()
-}
-
-fn routes(ns: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-n", ns, "-4", "route", "show"])
-        .output()
-        .expect("ip route");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

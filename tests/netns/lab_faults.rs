@@ -24,7 +24,7 @@ use std::{
 
 use nix::sched::{CloneFlags, setns};
 
-use crate::lab_kit::{Lab, STATE_DIR, in_netns, lab_ok};
+use crate::lab_kit::{Lab, STATE_DIR, in_netns, lab_ok, longest_run, routes};
 
 const CL01_N1_A: &str = "cwlab-cl01-n1-a";
 const CL02_N1_A: &str = "cwlab-cl02-n1-a";
@@ -171,14 +171,6 @@ fn map_entries(instance: &str, map: &str) -> usize {
     String::from_utf8_lossy(&out.stdout)
         .matches("\"formatted\"")
         .count()
-}
-
-fn routes(ns: &str) -> String {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-4", "route", "show"])
-        .output()
-        .expect("ip route");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The pid of a lab daemon (its pid file).
@@ -470,22 +462,6 @@ impl Stream {
         seen.dedup();
         (sent, seen)
     }
-}
-
-/// The longest run of consecutive numbers in ascending `lost`: the outage in ms of a stream of
-/// one datagram per ms.
-fn longest_run(lost: &[u32]) -> usize {
-    let mut longest = 0;
-    let mut run = 0;
-    for (i, s) in lost.iter().enumerate() {
-        run = if i > 0 && lost[i - 1] + 1 == *s {
-            run + 1
-        } else {
-            1
-        };
-        longest = longest.max(run);
-    }
-    longest
 }
 
 /// The sequence numbers in 0..sent that were not received.

@@ -533,10 +533,31 @@ impl StreamResult {
 
     /// The longest run of lost datagrams, in ms (one datagram per ms).
     pub fn longest_gap_ms(&self) -> u32 {
-        self.gaps()
-            .iter()
-            .map(|(first, last)| last - first + 1)
-            .max()
-            .unwrap_or(0)
+        longest_run(&self.lost)
     }
+}
+
+/// The longest run of consecutive numbers in ascending `lost`: the outage in ms of a stream of
+/// one datagram per ms.
+pub fn longest_run(lost: &[u32]) -> u32 {
+    let mut longest = 0;
+    let mut run = 0;
+    for (i, s) in lost.iter().enumerate() {
+        run = if i > 0 && lost[i - 1] + 1 == *s {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// The IPv4 routes of namespace `ns`, as `ip route show` prints them.
+pub fn routes(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "route", "show"])
+        .output()
+        .expect("ip route");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
