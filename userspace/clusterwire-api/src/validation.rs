@@ -82,7 +82,9 @@ pub enum SchemaError {
 }
 
 struct Compiled {
-    openapi: Value,
+    /// The CEL rules (`x-kubernetes-validations`), compiled once: compiling them for every
+    /// manifest cost more than the rest of the validation.
+    rules: cel::CompiledSchema,
     json_schema: jsonschema::Validator,
 }
 
@@ -154,7 +156,7 @@ impl ManifestValidator {
                 kinds.insert(
                     (api_version, crd.spec.names.kind.clone()),
                     Compiled {
-                        openapi,
+                        rules: cel::compile_schema(&openapi),
                         json_schema,
                     },
                 );
@@ -207,7 +209,7 @@ impl ManifestValidator {
                 }),
         );
         if violations.is_empty()
-            && let Err(errors) = self.cel.validate(&compiled.openapi, manifest, old)
+            && let Err(errors) = self.cel.validate_compiled(&compiled.rules, manifest, old)
         {
             violations.extend(errors.into_vec().into_iter().map(|e| Violation {
                 field: e.field_path.clone(),
