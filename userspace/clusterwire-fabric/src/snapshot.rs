@@ -205,21 +205,21 @@ pub fn remote_cluster_id(meta: &ObjectMeta) -> Option<&str> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Configurations (one per remote cluster).
-    pub configurations: BTreeMap<Key, Configuration>,
+    pub configurations: BTreeMap<Key, Box<Configuration>>,
     /// Gateway servers.
-    pub gateway_servers: BTreeMap<Key, GatewayServer>,
+    pub gateway_servers: BTreeMap<Key, Box<GatewayServer>>,
     /// Gateway clients.
-    pub gateway_clients: BTreeMap<Key, GatewayClient>,
+    pub gateway_clients: BTreeMap<Key, Box<GatewayClient>>,
     /// Public keys of remote gateways.
-    pub public_keys: BTreeMap<Key, PublicKey>,
+    pub public_keys: BTreeMap<Key, Box<PublicKey>>,
     /// Internal nodes (cluster-scoped: empty namespace).
-    pub internal_nodes: BTreeMap<Key, InternalNode>,
+    pub internal_nodes: BTreeMap<Key, Box<InternalNode>>,
     /// Internal fabrics (one per gateway).
-    pub internal_fabrics: BTreeMap<Key, InternalFabric>,
+    pub internal_fabrics: BTreeMap<Key, Box<InternalFabric>>,
     /// Single-IP mappings.
-    pub ips: BTreeMap<Key, IP>,
+    pub ips: BTreeMap<Key, Box<IP>>,
     /// Core nodes (cluster-scoped: empty namespace).
-    pub nodes: BTreeMap<Key, Node>,
+    pub nodes: BTreeMap<Key, Box<Node>>,
 }
 
 impl Snapshot {
@@ -229,33 +229,24 @@ impl Snapshot {
         match object {
             Object::Configuration(o) => self
                 .configurations
-                .insert(key, *o)
-                .map(|o| Object::Configuration(Box::new(o))),
+                .insert(key, o)
+                .map(Object::Configuration),
             Object::GatewayServer(o) => self
                 .gateway_servers
-                .insert(key, *o)
-                .map(|o| Object::GatewayServer(Box::new(o))),
+                .insert(key, o)
+                .map(Object::GatewayServer),
             Object::GatewayClient(o) => self
                 .gateway_clients
-                .insert(key, *o)
-                .map(|o| Object::GatewayClient(Box::new(o))),
-            Object::PublicKey(o) => self
-                .public_keys
-                .insert(key, *o)
-                .map(|o| Object::PublicKey(Box::new(o))),
-            Object::InternalNode(o) => self
-                .internal_nodes
-                .insert(key, *o)
-                .map(|o| Object::InternalNode(Box::new(o))),
+                .insert(key, o)
+                .map(Object::GatewayClient),
+            Object::PublicKey(o) => self.public_keys.insert(key, o).map(Object::PublicKey),
+            Object::InternalNode(o) => self.internal_nodes.insert(key, o).map(Object::InternalNode),
             Object::InternalFabric(o) => self
                 .internal_fabrics
-                .insert(key, *o)
-                .map(|o| Object::InternalFabric(Box::new(o))),
-            Object::Ip(o) => self.ips.insert(key, *o).map(|o| Object::Ip(Box::new(o))),
-            Object::Node(o) => self
-                .nodes
-                .insert(key, *o)
-                .map(|o| Object::Node(Box::new(o))),
+                .insert(key, o)
+                .map(Object::InternalFabric),
+            Object::Ip(o) => self.ips.insert(key, o).map(Object::Ip),
+            Object::Node(o) => self.nodes.insert(key, o).map(Object::Node),
         }
     }
 
@@ -265,64 +256,46 @@ impl Snapshot {
             Kind::Configuration => self
                 .configurations
                 .get(key)
-                .map(|o| Object::Configuration(Box::new(o.clone()))),
+                .map(|o| Object::Configuration(o.clone())),
             Kind::GatewayServer => self
                 .gateway_servers
                 .get(key)
-                .map(|o| Object::GatewayServer(Box::new(o.clone()))),
+                .map(|o| Object::GatewayServer(o.clone())),
             Kind::GatewayClient => self
                 .gateway_clients
                 .get(key)
-                .map(|o| Object::GatewayClient(Box::new(o.clone()))),
+                .map(|o| Object::GatewayClient(o.clone())),
             Kind::PublicKey => self
                 .public_keys
                 .get(key)
-                .map(|o| Object::PublicKey(Box::new(o.clone()))),
+                .map(|o| Object::PublicKey(o.clone())),
             Kind::InternalNode => self
                 .internal_nodes
                 .get(key)
-                .map(|o| Object::InternalNode(Box::new(o.clone()))),
+                .map(|o| Object::InternalNode(o.clone())),
             Kind::InternalFabric => self
                 .internal_fabrics
                 .get(key)
-                .map(|o| Object::InternalFabric(Box::new(o.clone()))),
-            Kind::Ip => self.ips.get(key).map(|o| Object::Ip(Box::new(o.clone()))),
-            Kind::Node => self
-                .nodes
-                .get(key)
-                .map(|o| Object::Node(Box::new(o.clone()))),
+                .map(|o| Object::InternalFabric(o.clone())),
+            Kind::Ip => self.ips.get(key).map(|o| Object::Ip(o.clone())),
+            Kind::Node => self.nodes.get(key).map(|o| Object::Node(o.clone())),
         }
     }
 
     /// Removes the object of `kind` at `key`; returns it.
     pub fn remove(&mut self, kind: Kind, key: &Key) -> Option<Object> {
         match kind {
-            Kind::Configuration => self
-                .configurations
-                .remove(key)
-                .map(|o| Object::Configuration(Box::new(o))),
-            Kind::GatewayServer => self
-                .gateway_servers
-                .remove(key)
-                .map(|o| Object::GatewayServer(Box::new(o))),
-            Kind::GatewayClient => self
-                .gateway_clients
-                .remove(key)
-                .map(|o| Object::GatewayClient(Box::new(o))),
-            Kind::PublicKey => self
-                .public_keys
-                .remove(key)
-                .map(|o| Object::PublicKey(Box::new(o))),
-            Kind::InternalNode => self
-                .internal_nodes
-                .remove(key)
-                .map(|o| Object::InternalNode(Box::new(o))),
+            Kind::Configuration => self.configurations.remove(key).map(Object::Configuration),
+            Kind::GatewayServer => self.gateway_servers.remove(key).map(Object::GatewayServer),
+            Kind::GatewayClient => self.gateway_clients.remove(key).map(Object::GatewayClient),
+            Kind::PublicKey => self.public_keys.remove(key).map(Object::PublicKey),
+            Kind::InternalNode => self.internal_nodes.remove(key).map(Object::InternalNode),
             Kind::InternalFabric => self
                 .internal_fabrics
                 .remove(key)
-                .map(|o| Object::InternalFabric(Box::new(o))),
-            Kind::Ip => self.ips.remove(key).map(|o| Object::Ip(Box::new(o))),
-            Kind::Node => self.nodes.remove(key).map(|o| Object::Node(Box::new(o))),
+                .map(Object::InternalFabric),
+            Kind::Ip => self.ips.remove(key).map(Object::Ip),
+            Kind::Node => self.nodes.remove(key).map(Object::Node),
         }
     }
 
@@ -392,6 +365,7 @@ impl Snapshot {
         by_remote(&self.configurations, namespace, remote_cluster_id, |c| {
             &c.metadata
         })
+        .map(|(k, c)| (k, &**c))
     }
 
     /// The `PublicKey` labelled with `remote_cluster_id`, preferring one in `namespace`.
@@ -403,6 +377,7 @@ impl Snapshot {
         by_remote(&self.public_keys, namespace, remote_cluster_id, |p| {
             &p.metadata
         })
+        .map(|(k, p)| (k, &**p))
     }
 }
 

@@ -333,6 +333,7 @@ fn fabric_of<'a>(
                 k.namespace == gateway.namespace && remote_cluster_id(&f.metadata) == Some(remote)
             })
         })
+        .map(|(k, f)| (k, &**f))
 }
 
 /// (real, remapped) pairs of a Configuration, pod CIDRs then external ones.
