@@ -17,7 +17,10 @@ impl Source {
     pub async fn open(origin: &Origin) -> anyhow::Result<Self> {
         let validator = ManifestValidator::for_api()?;
         Ok(match origin {
-            Origin::Manifests(dir) => Self::Manifests(manifests::Source::new(dir, validator)),
+            Origin::Manifests(dir) => Self::Manifests(
+                manifests::Source::new(dir, validator)
+                    .only(&clusterwire_fabric::desired::AGENT_KINDS),
+            ),
             Origin::Kubernetes { kubeconfig } => {
                 let client = client(kubeconfig.as_deref()).await?;
                 Self::Kubernetes(kubernetes::Source::new(

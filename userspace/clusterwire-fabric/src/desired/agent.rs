@@ -11,6 +11,10 @@ use ipnet::{IpNet, Ipv4Net};
 use super::{Skipped, Vni, gateway::fabric_vni};
 use crate::snapshot::{Key, Kind, Snapshot, remote_cluster_id};
 
+/// The kinds [`agent`] reads: a source for an agent needs hold no other (the Kubernetes
+/// source watches only these, the manifests source skips the other documents unparsed).
+pub const KINDS: [Kind; 2] = [Kind::InternalNode, Kind::InternalFabric];
+
 /// One gateway as the node sees it (from its `InternalFabric`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentGateway {

@@ -19,7 +19,7 @@ mod gateway;
 
 use std::fmt;
 
-pub use agent::{AgentDesired, AgentGateway, AgentRoute, agent};
+pub use agent::{AgentDesired, AgentGateway, AgentRoute, KINDS as AGENT_KINDS, agent};
 pub use diff::{Changes, SetChanges, diff, diff_sets};
 pub use gateway::{
     Endpoint, GatewayDesired, GatewayId, NodeRoute, PERSISTENT_KEEPALIVE_SECS, Role,

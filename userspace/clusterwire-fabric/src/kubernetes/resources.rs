@@ -53,7 +53,7 @@ impl Scope {
     /// `InternalFabric` in every namespace.
     pub fn agent() -> Self {
         Self {
-            kinds: vec![Kind::InternalNode, Kind::InternalFabric],
+            kinds: crate::desired::AGENT_KINDS.to_vec(),
             namespace: None,
         }
     }

@@ -12,7 +12,8 @@ use std::{
 
 use clusterwire_api::validation::ManifestValidator;
 
-use super::{Ignored, ManifestError, Problem, parse_file};
+use super::{Ignored, ManifestError, Problem, load::parse_file_of};
+use crate::snapshot::Kind;
 use crate::snapshot::Object;
 
 /// How recent a file's timestamps may be, when it is read, for its stamp to be trusted: a
@@ -120,6 +121,7 @@ pub(super) fn read(
     candidates: Vec<Candidate>,
     at: SystemTime,
     validator: &ManifestValidator,
+    kinds: &[Kind],
     mut each: impl FnMut(Read),
 ) {
     let bytes: u64 = candidates
@@ -133,7 +135,7 @@ pub(super) fn read(
         .max(1);
     if threads == 1 {
         for candidate in candidates {
-            each(read_one(candidate, at, validator));
+            each(read_one(candidate, at, validator, kinds));
         }
         return;
     }
@@ -149,7 +151,10 @@ pub(super) fn read(
             results.push(receive);
             scope.spawn(move || {
                 for candidate in share {
-                    if send.send(read_one(candidate, at, validator)).is_err() {
+                    if send
+                        .send(read_one(candidate, at, validator, kinds))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -166,7 +171,12 @@ pub(super) fn read(
     });
 }
 
-fn read_one(candidate: Candidate, at: SystemTime, validator: &ManifestValidator) -> Read {
+fn read_one(
+    candidate: Candidate,
+    at: SystemTime,
+    validator: &ManifestValidator,
+    kinds: &[Kind],
+) -> Read {
     let Candidate { path, stamp, known } = candidate;
     let text = fs::read(&path).and_then(|bytes| {
         String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -190,7 +200,7 @@ fn read_one(candidate: Candidate, at: SystemTime, validator: &ManifestValidator)
     }
     let parsed = match text {
         Ok(text) => {
-            let (objects, problems, ignored) = parse_file(&path, &text, validator);
+            let (objects, problems, ignored) = parse_file_of(&path, &text, validator, kinds);
             Parsed {
                 objects,
                 problems,

@@ -119,6 +119,17 @@ pub fn parse_file(
     text: &str,
     validator: &ManifestValidator,
 ) -> (Vec<Object>, Vec<Problem>, Vec<Ignored>) {
+    parse_file_of(file, text, validator, &Kind::ALL)
+}
+
+/// [`parse_file`] keeping only the documents of `kinds`: the others are skipped before they
+/// are validated or typed (neither objects nor problems nor ignored documents).
+pub fn parse_file_of(
+    file: &Path,
+    text: &str,
+    validator: &ManifestValidator,
+    kinds: &[Kind],
+) -> (Vec<Object>, Vec<Problem>, Vec<Ignored>) {
     let mut objects = Vec::new();
     let mut problems = Vec::new();
     let mut ignored = Vec::new();
@@ -152,6 +163,9 @@ pub fn parse_file(
             });
             continue;
         };
+        if !kinds.contains(&kind) {
+            continue;
+        }
         let key = document_key(kind, &document);
         match to_object(kind, document, validator) {
             Ok(object) => objects.push(object),

@@ -36,6 +36,8 @@ type Id = (Kind, Key);
 pub struct Source {
     dir: PathBuf,
     validator: ManifestValidator,
+    /// The kinds kept; documents of the others are skipped unparsed.
+    kinds: Vec<Kind>,
     state: State,
 }
 
@@ -96,8 +98,18 @@ impl Source {
         Self {
             dir: dir.into(),
             validator,
+            kinds: Kind::ALL.to_vec(),
             state: State::default(),
         }
+    }
+
+    /// Keeps only the objects of `kinds` (those the daemon reads, as its Kubernetes source
+    /// watches only those): documents of the other kinds are skipped before they are
+    /// validated or typed, so they cost neither time nor memory, and are not reported.
+    #[must_use]
+    pub fn only(mut self, kinds: &[Kind]) -> Self {
+        self.kinds = kinds.to_vec();
+        self
     }
 
     /// The directory.
@@ -142,7 +154,7 @@ impl Source {
         for path in &removed {
             state.forget(path, &mut pending);
         }
-        files::read(candidates, at, &self.validator, |read| {
+        files::read(candidates, at, &self.validator, &self.kinds, |read| {
             state.take(read, &mut pending);
         });
         if !pending.started {

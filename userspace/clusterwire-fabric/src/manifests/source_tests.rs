@@ -339,3 +339,36 @@ fn many_files_are_read_on_several_threads_in_order() {
         "the later definition is a duplicate"
     );
 }
+
+#[test]
+fn only_keeps_the_kinds_asked_and_skips_the_others_unchecked() {
+    let dir = std::env::temp_dir().join(format!(
+        "clusterwire-fabric-only-kinds-{}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("all.yaml"),
+        docs(&[
+            node("n1", "10.0.1.0/24"),
+            ip("bad", "not-an-ip"),
+            ip("good", "10.0.0.3"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n".to_owned(),
+        ]),
+    )
+    .unwrap();
+
+    let mut all = Source::new(&dir, ManifestValidator::for_api().unwrap());
+    let loaded = all.poll().unwrap().expect("a first poll loads");
+    assert_eq!(loaded.snapshot.len(), 2, "the node and the good IP");
+    assert_eq!(loaded.problems.len(), 1, "the bad IP");
+    assert_eq!(loaded.ignored.len(), 1, "the ConfigMap");
+
+    let mut nodes = Source::new(&dir, ManifestValidator::for_api().unwrap()).only(&[Kind::Node]);
+    let loaded = nodes.poll().unwrap().expect("a first poll loads");
+    assert_eq!(loaded.snapshot.keys(), [(Kind::Node, Key::cluster("n1"))]);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(loaded.ignored.len(), 1, "other API kinds are still reported");
+    let _ = fs::remove_dir_all(&dir);
+}
