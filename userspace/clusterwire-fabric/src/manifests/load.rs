@@ -133,7 +133,8 @@ pub fn parse_file_of(
     let mut objects = Vec::new();
     let mut problems = Vec::new();
     let mut ignored = Vec::new();
-    let documents: Vec<Value> = match serde_saphyr::from_multiple(text) {
+    let parsed = super::json::documents(text).map_or_else(|| serde_saphyr::from_multiple(text), Ok);
+    let documents: Vec<Value> = match parsed {
         Ok(documents) => documents,
         Err(e) => {
             problems.push(Problem {

@@ -13,6 +13,7 @@
 //! - [`write_status`]: writes an object with its status to `DIR/status/` atomically.
 
 mod files;
+mod json;
 mod last_good;
 mod load;
 mod source;
