@@ -3,21 +3,29 @@
 //! Routes a daemon owns carry clusterwire's route protocol number ([`ROUTE_PROTOCOL`]), so
 //! [`Net::sync_routes`] finds its own routes in the kernel (no state file) and changes only the
 //! difference: a restarted daemon converges without touching routes that are already right.
-use std::{collections::BTreeMap, net::Ipv4Addr};
+//! Routes through a gateway go through nexthop objects of the same protocol, written with
+//! requests pipelined ([`routes`] says why and how).
+mod nexthop;
+mod plan;
+mod routes;
+
+use std::{collections::BTreeMap, net::Ipv4Addr, sync::Arc};
 
 use futures::TryStreamExt as _;
 use ipnet::Ipv4Net;
 use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
     packet_route::{
-        AddressFamily,
         address::AddressAttribute,
         link::{LinkAttribute, LinkMessage},
-        route::{
-            RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol,
-            RouteType,
-        },
     },
+    proto::ConnectionHandle,
+    sys::protocols::NETLINK_ROUTE,
+};
+
+use self::{
+    nexthop::NexthopMessage,
+    routes::{NexthopState, parse_route},
 };
 
 /// Route protocol number marking clusterwire's routes (`ip route show proto 203`).
@@ -103,18 +111,28 @@ pub struct RouteReport {
     pub removed: usize,
 }
 
-/// An rtnetlink connection.
+/// An rtnetlink connection (and a second one for nexthop objects, which the rtnetlink crate
+/// does not know). Clones share both and the nexthop table; route writes are serialized.
 #[derive(Debug, Clone)]
 pub struct Net {
     handle: Handle,
+    nexthops: ConnectionHandle<NexthopMessage>,
+    state: Arc<tokio::sync::Mutex<NexthopState>>,
 }
 
 impl Net {
-    /// Opens a connection and spawns its driver on the current tokio runtime.
+    /// Opens the connections and spawns their drivers on the current tokio runtime.
     pub fn connect() -> std::io::Result<Self> {
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        Ok(Self { handle })
+        let (connection, nexthops, _) =
+            rtnetlink::proto::new_connection::<NexthopMessage>(NETLINK_ROUTE)?;
+        tokio::spawn(connection);
+        Ok(Self {
+            handle,
+            nexthops,
+            state: Arc::default(),
+        })
     }
 
     /// The rtnetlink handle (for link kinds this module does not cover).
@@ -265,7 +283,7 @@ impl Net {
             .build();
         let mut routes = self.handle.route().get(message).execute();
         match routes.try_next().await {
-            Ok(Some(route)) => Ok(parse_route(&route).map(|(_, spec)| (spec.oif, spec.via))),
+            Ok(Some(route)) => Ok(parse_route(&route, None).map(|(_, i)| (i.spec.oif, i.spec.via))),
             Ok(None) => Ok(None),
             Err(e) if matches!(code(&e), Some(ESRCH | ENETUNREACH)) => Ok(None),
             Err(source) => Err(NetError {
@@ -339,148 +357,36 @@ impl Net {
         }
     }
 
-    /// clusterwire's IPv4 routes in the main table.
+    /// clusterwire's IPv4 routes in the main table; a route through a nexthop object is
+    /// reported with that nexthop's device and gateway.
     pub async fn routes(&self) -> Result<BTreeMap<Ipv4Net, RouteSpec>, NetError> {
-        let message = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let mut stream = self.handle.route().get(message).execute();
-        let mut out = BTreeMap::new();
-        loop {
-            let route = match stream.try_next().await {
-                Ok(Some(route)) => route,
-                Ok(None) => break,
-                Err(source) => {
-                    return Err(NetError {
-                        action: "list routes",
-                        target: "main table".to_owned(),
-                        source,
-                    });
-                }
-            };
-            if u8::from(route.header.protocol) != ROUTE_PROTOCOL
-                || route.header.address_family != AddressFamily::Inet
-            {
-                continue;
-            }
-            if let Some((net, spec)) = parse_route(&route) {
-                out.insert(net, spec);
-            }
-        }
-        Ok(out)
+        self.read_routes().await
     }
 
-    /// Makes clusterwire's routes exactly `desired`: reads them all back from the kernel, then
-    /// adds and replaces first, then removes. Repairs any drift (a route deleted or changed by
-    /// someone else).
+    /// Makes clusterwire's routes exactly `desired`: reads them (and the nexthops) all back
+    /// from the kernel, then adds and replaces first, then removes (and removes our nexthops no
+    /// route uses any more). Repairs any drift (a route or nexthop deleted or changed by
+    /// someone else, plain routes left by an older version).
     pub async fn sync_routes(
         &self,
         desired: &BTreeMap<Ipv4Net, RouteSpec>,
     ) -> Result<RouteReport, NetError> {
-        let current = self.routes().await?;
-        self.update_routes(&current, desired).await
+        self.sync(desired).await
     }
 
     /// Goes from `current` (clusterwire's routes as last synced: the caller vouches for it) to
     /// `desired` without reading the kernel's routes back: only the difference is written, in
-    /// the order of [`Self::sync_routes`]. A route of `current` already gone is fine.
+    /// the order of [`Self::sync_routes`]. A route of `current` already gone is fine. Requests
+    /// are pipelined; when some fail, the first failing one (in prefix order) is returned, the
+    /// others logged, and nothing is removed.
     pub async fn update_routes(
         &self,
         current: &BTreeMap<Ipv4Net, RouteSpec>,
         desired: &BTreeMap<Ipv4Net, RouteSpec>,
     ) -> Result<RouteReport, NetError> {
-        let mut report = RouteReport::default();
-        for (net, spec) in desired {
-            match current.get(net) {
-                Some(have) if have == spec => continue,
-                Some(_) => report.updated += 1,
-                None => report.added += 1,
-            }
-            self.handle
-                .route()
-                .add(route_message(*net, *spec))
-                .replace()
-                .execute()
-                .await
-                .map_err(|source| NetError {
-                    action: "add route",
-                    target: net.to_string(),
-                    source,
-                })?;
-        }
-        for (net, spec) in current {
-            if desired.contains_key(net) {
-                continue;
-            }
-            match self
-                .handle
-                .route()
-                .del(route_message(*net, *spec))
-                .execute()
-                .await
-            {
-                Ok(()) => report.removed += 1,
-                Err(e) if code(&e) == Some(ESRCH) => {}
-                Err(source) => {
-                    return Err(NetError {
-                        action: "delete route",
-                        target: net.to_string(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(report)
+        self.update(current, desired).await
     }
 }
 
-fn route_message(net: Ipv4Net, spec: RouteSpec) -> RouteMessage {
-    let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(net.network(), net.prefix_len())
-        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
-        .priority(ROUTE_METRIC);
-    builder = if spec.oif == 0 {
-        builder.kind(RouteType::Unreachable)
-    } else {
-        builder.output_interface(spec.oif)
-    };
-    if let Some(via) = spec.via {
-        builder = builder.gateway(via);
-    }
-    if let Some(src) = spec.src {
-        builder = builder.pref_source(src);
-    }
-    let mut message = builder.build();
-    if spec.onlink {
-        message.header.flags |= RouteFlags::Onlink;
-    }
-    if let Some(mtu) = spec.mtu {
-        message
-            .attributes
-            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
-    }
-    message
-}
-
-fn parse_route(route: &RouteMessage) -> Option<(Ipv4Net, RouteSpec)> {
-    let mut dst = Ipv4Addr::UNSPECIFIED;
-    let mut spec = RouteSpec {
-        onlink: route.header.flags.contains(RouteFlags::Onlink),
-        ..RouteSpec::UNREACHABLE
-    };
-    for attribute in &route.attributes {
-        match attribute {
-            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
-            RouteAttribute::Oif(i) => spec.oif = *i,
-            RouteAttribute::Gateway(RouteAddress::Inet(a)) => spec.via = Some(*a),
-            RouteAttribute::PrefSource(RouteAddress::Inet(a)) => spec.src = Some(*a),
-            RouteAttribute::Metrics(metrics) => {
-                spec.mtu = metrics.iter().find_map(|m| match m {
-                    RouteMetric::Mtu(mtu) => Some(*mtu),
-                    _ => None,
-                });
-            }
-            _ => {}
-        }
-    }
-    let net = Ipv4Net::new(dst, route.header.destination_prefix_length).ok()?;
-    Some((net, spec))
-}
+#[cfg(test)]
+mod netns_tests;
