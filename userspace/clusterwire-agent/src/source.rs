@@ -17,10 +17,9 @@ impl Source {
     pub async fn open(origin: &Origin) -> anyhow::Result<Self> {
         let validator = ManifestValidator::for_api()?;
         Ok(match origin {
-            Origin::Manifests(dir) => Self::Manifests(
-                manifests::Source::new(dir, validator)
-                    .only(&clusterwire_fabric::desired::AGENT_KINDS),
-            ),
+            Origin::Manifests(dir) => Self::Manifests(manifests::Source::new(dir, validator).only(
+                manifests::Filter::default().kinds(&clusterwire_fabric::desired::AGENT_KINDS),
+            )),
             Origin::Kubernetes { kubeconfig } => {
                 let client = client(kubeconfig.as_deref()).await?;
                 Self::Kubernetes(kubernetes::Source::new(

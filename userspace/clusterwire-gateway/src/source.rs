@@ -69,7 +69,12 @@ impl Source {
     ) -> anyhow::Result<Self> {
         let validator = ManifestValidator::for_api()?;
         Ok(match origin {
-            Origin::Manifests(dir) => Self::Manifests(manifests::Source::new(dir, validator)),
+            Origin::Manifests(dir) => Self::Manifests(manifests::Source::new(dir, validator).only(
+                manifests::Filter::default().namespace(
+                    id.key.namespace.clone(),
+                    &clusterwire_fabric::desired::PEERING_KINDS,
+                ),
+            )),
             Origin::Kubernetes { .. } => {
                 let client = client
                     .context("Kubernetes mode without a Kubernetes client")?

@@ -21,6 +21,16 @@ pub const TUNNEL_INTERFACE: &str = "liqo-tunnel";
 /// interval WireGuard's documentation recommends; the reference sets none).
 pub const PERSISTENT_KEEPALIVE_SECS: u16 = 25;
 
+/// The kinds that describe one peering: a gateway reads them from its own namespace (its
+/// Kubernetes source watches only that one; its manifests source skips the others' objects).
+pub const PEERING_KINDS: [Kind; 5] = [
+    Kind::Configuration,
+    Kind::GatewayServer,
+    Kind::GatewayClient,
+    Kind::PublicKey,
+    Kind::InternalFabric,
+];
+
 /// Which end of the tunnel the gateway is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {

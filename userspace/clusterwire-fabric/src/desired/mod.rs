@@ -22,7 +22,7 @@ use std::fmt;
 pub use agent::{AgentDesired, AgentGateway, AgentRoute, KINDS as AGENT_KINDS, agent};
 pub use diff::{Changes, SetChanges, diff, diff_sets};
 pub use gateway::{
-    Endpoint, GatewayDesired, GatewayId, NodeRoute, PERSISTENT_KEEPALIVE_SECS, Role,
+    Endpoint, GatewayDesired, GatewayId, NodeRoute, PEERING_KINDS, PERSISTENT_KEEPALIVE_SECS, Role,
     TUNNEL_INTERFACE, WireGuard, WireGuardPeer, gateway, gateway_ids,
 };
 

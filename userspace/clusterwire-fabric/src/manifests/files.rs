@@ -12,8 +12,7 @@ use std::{
 
 use clusterwire_api::validation::ManifestValidator;
 
-use super::{Ignored, ManifestError, Problem, load::parse_file_of};
-use crate::snapshot::Kind;
+use super::{Filter, Ignored, ManifestError, Problem, load::parse_file_of};
 use crate::snapshot::Object;
 
 /// How recent a file's timestamps may be, when it is read, for its stamp to be trusted: a
@@ -121,7 +120,7 @@ pub(super) fn read(
     candidates: Vec<Candidate>,
     at: SystemTime,
     validator: &ManifestValidator,
-    kinds: &[Kind],
+    filter: &Filter,
     mut each: impl FnMut(Read),
 ) {
     let bytes: u64 = candidates
@@ -135,7 +134,7 @@ pub(super) fn read(
         .max(1);
     if threads == 1 {
         for candidate in candidates {
-            each(read_one(candidate, at, validator, kinds));
+            each(read_one(candidate, at, validator, filter));
         }
         return;
     }
@@ -152,7 +151,7 @@ pub(super) fn read(
             scope.spawn(move || {
                 for candidate in share {
                     if send
-                        .send(read_one(candidate, at, validator, kinds))
+                        .send(read_one(candidate, at, validator, filter))
                         .is_err()
                     {
                         return;
@@ -175,7 +174,7 @@ fn read_one(
     candidate: Candidate,
     at: SystemTime,
     validator: &ManifestValidator,
-    kinds: &[Kind],
+    filter: &Filter,
 ) -> Read {
     let Candidate { path, stamp, known } = candidate;
     let text = fs::read(&path).and_then(|bytes| {
@@ -200,7 +199,7 @@ fn read_one(
     }
     let parsed = match text {
         Ok(text) => {
-            let (objects, problems, ignored) = parse_file_of(&path, &text, validator, kinds);
+            let (objects, problems, ignored) = parse_file_of(&path, &text, validator, filter);
             Parsed {
                 objects,
                 problems,

@@ -10,7 +10,7 @@ use clusterwire_api::validation::{ManifestValidator, Violation, Violations};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{Ignored, Loaded, ManifestError, Problem, SourceError};
+use super::{Filter, Ignored, Loaded, ManifestError, Problem, SourceError};
 use crate::snapshot::{Key, Kind, Object, key_of};
 
 /// File name extensions read as manifests.
@@ -119,16 +119,16 @@ pub fn parse_file(
     text: &str,
     validator: &ManifestValidator,
 ) -> (Vec<Object>, Vec<Problem>, Vec<Ignored>) {
-    parse_file_of(file, text, validator, &Kind::ALL)
+    parse_file_of(file, text, validator, &Filter::default())
 }
 
-/// [`parse_file`] keeping only the documents of `kinds`: the others are skipped before they
-/// are validated or typed (neither objects nor problems nor ignored documents).
+/// [`parse_file`] keeping only the documents `filter` keeps: the others are skipped before
+/// they are validated or typed (neither objects nor problems nor ignored documents).
 pub fn parse_file_of(
     file: &Path,
     text: &str,
     validator: &ManifestValidator,
-    kinds: &[Kind],
+    filter: &Filter,
 ) -> (Vec<Object>, Vec<Problem>, Vec<Ignored>) {
     let mut objects = Vec::new();
     let mut problems = Vec::new();
@@ -164,10 +164,10 @@ pub fn parse_file_of(
             });
             continue;
         };
-        if !kinds.contains(&kind) {
+        let key = document_key(kind, &document);
+        if !filter.keeps(kind, &key) {
             continue;
         }
-        let key = document_key(kind, &document);
         match to_object(kind, document, validator) {
             Ok(object) => objects.push(object),
             Err(error) => problems.push(Problem {

@@ -13,6 +13,7 @@
 //! - [`write_status`]: writes an object with its status to `DIR/status/` atomically.
 
 mod files;
+mod filter;
 mod json;
 mod last_good;
 mod load;
@@ -23,6 +24,7 @@ use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 use clusterwire_api::validation::Violations;
 
+pub use filter::Filter;
 pub use last_good::keep_last_good;
 #[cfg(feature = "kubernetes")]
 pub(crate) use load::to_object;

@@ -10,7 +10,7 @@ use std::{
 use clusterwire_api::validation::ManifestValidator;
 
 use super::{
-    Ignored, Loaded, ManifestError, Problem, SourceError,
+    Filter, Ignored, Loaded, ManifestError, Problem, SourceError,
     files::{self, Candidate, Parsed, Stamp, Version},
     list_files,
 };
@@ -36,8 +36,8 @@ type Id = (Kind, Key);
 pub struct Source {
     dir: PathBuf,
     validator: ManifestValidator,
-    /// The kinds kept; documents of the others are skipped unparsed.
-    kinds: Vec<Kind>,
+    /// The documents kept; the others are skipped unparsed.
+    filter: Filter,
     state: State,
 }
 
@@ -98,17 +98,17 @@ impl Source {
         Self {
             dir: dir.into(),
             validator,
-            kinds: Kind::ALL.to_vec(),
+            filter: Filter::default(),
             state: State::default(),
         }
     }
 
-    /// Keeps only the objects of `kinds` (those the daemon reads, as its Kubernetes source
-    /// watches only those): documents of the other kinds are skipped before they are
-    /// validated or typed, so they cost neither time nor memory, and are not reported.
+    /// Keeps only the objects `filter` keeps (those the daemon reads, as its Kubernetes
+    /// source watches only those): the other documents are skipped before they are validated
+    /// or typed, so they cost neither time nor memory, and are not reported.
     #[must_use]
-    pub fn only(mut self, kinds: &[Kind]) -> Self {
-        self.kinds = kinds.to_vec();
+    pub fn only(mut self, filter: Filter) -> Self {
+        self.filter = filter;
         self
     }
 
@@ -154,7 +154,7 @@ impl Source {
         for path in &removed {
             state.forget(path, &mut pending);
         }
-        files::read(candidates, at, &self.validator, &self.kinds, |read| {
+        files::read(candidates, at, &self.validator, &self.filter, |read| {
             state.take(read, &mut pending);
         });
         if !pending.started {

@@ -365,10 +365,15 @@ fn only_keeps_the_kinds_asked_and_skips_the_others_unchecked() {
     assert_eq!(loaded.problems.len(), 1, "the bad IP");
     assert_eq!(loaded.ignored.len(), 1, "the ConfigMap");
 
-    let mut nodes = Source::new(&dir, ManifestValidator::for_api().unwrap()).only(&[Kind::Node]);
+    let mut nodes = Source::new(&dir, ManifestValidator::for_api().unwrap())
+        .only(super::Filter::default().kinds(&[Kind::Node]));
     let loaded = nodes.poll().unwrap().expect("a first poll loads");
     assert_eq!(loaded.snapshot.keys(), [(Kind::Node, Key::cluster("n1"))]);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    assert_eq!(loaded.ignored.len(), 1, "other API kinds are still reported");
+    assert_eq!(
+        loaded.ignored.len(),
+        1,
+        "other API kinds are still reported"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
