@@ -11,8 +11,8 @@
 //!
 //! - cold start: process start until the "applied" log line, with the kernel routes checked
 //!   (`ip route show proto 203`) against the count the manifests imply;
-//! - restart: `kill -9`, the daemon's routes flushed (the pinned maps stay), start again, until
-//!   "applied" with every route back;
+//! - restart: `kill -9`, the daemon's routes and nexthops flushed (the pinned maps stay), start
+//!   again, until "applied" with every route back;
 //! - one change: a node joining (a new file with its `Node`, `InternalNode` and `IP`: two routes
 //!   on the gateway) and a peering added (a new tenant file: two routes on the agent), from the
 //!   file's rename into the directory until the route is in the kernel;
@@ -695,9 +695,16 @@ pub fn run() -> anyhow::Result<()> {
     // Restart: kill -9, routes flushed (maps stay pinned), start again.
     for (index, daemon) in lab.daemons.iter_mut().enumerate() {
         daemon.kill();
-        let _ = Command::new("ip")
-            .args(["-n", &daemon.netns, "-4", "route", "flush", "proto", "203"])
-            .status();
+        // Routes through the daemons' nexthop objects go with them (iproute2's route flush
+        // cannot delete those); then any plain route.
+        for what in [&["nexthop", "flush"][..], &["-4", "route", "flush"]] {
+            let _ = Command::new("ip")
+                .args(["-n", &daemon.netns])
+                .args(what)
+                .args(["proto", "203"])
+                .stdout(Stdio::null())
+                .status();
+        }
         let at = daemon.start()?;
         let outcome = daemon.wait(at, None);
         let count = own_routes(&daemon.netns);
