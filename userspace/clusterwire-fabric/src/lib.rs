@@ -50,4 +50,5 @@ pub mod health;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod manifests;
+pub mod node;
 pub mod snapshot;

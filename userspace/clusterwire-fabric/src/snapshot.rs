@@ -16,6 +16,8 @@ use clusterwire_api::{
 };
 use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 
+use crate::node::NodeSummary;
+
 /// Namespace and name of an object; the namespace is empty for cluster-scoped kinds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Key {
@@ -218,8 +220,8 @@ pub struct Snapshot {
     pub internal_fabrics: BTreeMap<Key, Box<InternalFabric>>,
     /// Single-IP mappings.
     pub ips: BTreeMap<Key, Box<IP>>,
-    /// Core nodes (cluster-scoped: empty namespace).
-    pub nodes: BTreeMap<Key, Box<Node>>,
+    /// Core nodes (cluster-scoped: empty namespace), the fields the daemons read.
+    pub nodes: BTreeMap<Key, Box<NodeSummary>>,
 }
 
 impl Snapshot {
@@ -246,7 +248,10 @@ impl Snapshot {
                 .insert(key, o)
                 .map(Object::InternalFabric),
             Object::Ip(o) => self.ips.insert(key, o).map(Object::Ip),
-            Object::Node(o) => self.nodes.insert(key, o).map(Object::Node),
+            Object::Node(o) => self
+                .nodes
+                .insert(key, Box::new(NodeSummary::from(*o)))
+                .map(|o| Object::Node(Box::new(Node::from(*o)))),
         }
     }
 
@@ -278,7 +283,10 @@ impl Snapshot {
                 .get(key)
                 .map(|o| Object::InternalFabric(o.clone())),
             Kind::Ip => self.ips.get(key).map(|o| Object::Ip(o.clone())),
-            Kind::Node => self.nodes.get(key).map(|o| Object::Node(o.clone())),
+            Kind::Node => self
+                .nodes
+                .get(key)
+                .map(|o| Object::Node(Box::new(Node::from((**o).clone())))),
         }
     }
 
@@ -295,7 +303,10 @@ impl Snapshot {
                 .remove(key)
                 .map(Object::InternalFabric),
             Kind::Ip => self.ips.remove(key).map(Object::Ip),
-            Kind::Node => self.nodes.remove(key).map(Object::Node),
+            Kind::Node => self
+                .nodes
+                .remove(key)
+                .map(|o| Object::Node(Box::new(Node::from(*o)))),
         }
     }
 

@@ -10,10 +10,12 @@ use clusterwire_api::{
     networking::{Configuration, InternalFabric},
 };
 use ipnet::{IpNet, Ipv4Net};
-use k8s_openapi::api::core::v1::Node;
 
 use super::{DesiredError, Skipped, Vni};
-use crate::snapshot::{Key, Kind, Snapshot, remote_cluster_id};
+use crate::{
+    node::NodeSummary,
+    snapshot::{Key, Kind, Snapshot, remote_cluster_id},
+};
 
 /// Name of the WireGuard interface (the reference's).
 pub const TUNNEL_INTERFACE: &str = "liqo-tunnel";
@@ -453,7 +455,7 @@ fn ip_maps(
 
 /// The node's IPv4 underlay address: its first IPv4 `InternalIP`, else its `InternalNode`'s
 /// `spec.nodeAddress`.
-pub(super) fn node_address(snapshot: &Snapshot, key: &Key, node: &Node) -> Option<Ipv4Addr> {
+pub(super) fn node_address(snapshot: &Snapshot, key: &Key, node: &NodeSummary) -> Option<Ipv4Addr> {
     let from_status = node
         .status
         .as_ref()
