@@ -18,20 +18,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    Ebpf,
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType,
-        links::{FdLink, PinnedLink},
-        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
-    },
+use aya::programs::{
+    LinkOrder, ProgramError, SchedClassifier, TcAttachType,
+    links::{FdLink, PinnedLink},
+    tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
 };
 use clusterwire_common::{
     geneve::{GENEVE_DECAP_PROGRAM, GENEVE_ENCAP_PROGRAM},
     nat::{NAT_FROM_TUNNEL_PROGRAM, NAT_TO_TUNNEL_PROGRAM},
 };
 
-use crate::{error::InstanceError, layout::Role};
+use crate::{Datapath, error::InstanceError, layout::Role};
 
 /// Priority of clusterwire's `cls_bpf` filters on kernels without TCX (lower runs first; CNIs
 /// commonly use 1, so ours run after theirs would on the same hook only if they chose a larger
@@ -160,6 +157,9 @@ pub enum AttachOutcome {
     Created,
     /// A link or filter of an earlier process was found and its program replaced atomically.
     Replaced,
+    /// A link or filter of an earlier process already runs this instance's program (pinned by a
+    /// process with the same object, configuration and role): left as it was.
+    Kept,
 }
 
 /// One attachment of an instance, as recorded in its pin directory.
@@ -248,102 +248,164 @@ pub(crate) struct Target<'a> {
     pub device: &'a str,
 }
 
-fn classifier<'e>(
-    ebpf: &'e mut Ebpf,
-    program: &'static str,
-) -> Result<&'e mut SchedClassifier, InstanceError> {
-    ebpf.program_mut(program)
-        .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
-        .ok_or(InstanceError::MissingProgram(program))
-}
-
-/// Attaches (or atomically re-attaches) `program` at `direction` of the target device.
+/// Attaches (or atomically re-attaches) `program` at `direction` of the target device; keeps
+/// a link or filter that already runs it.
 pub(crate) fn attach(
-    ebpf: &mut Ebpf,
+    datapath: &mut Datapath,
     program: &'static str,
     direction: TcAttachType,
     target: &Target<'_>,
 ) -> Result<AttachOutcome, InstanceError> {
-    let prog = classifier(ebpf, program)?;
-    let fail = |action: &'static str| {
+    let prog = datapath
+        .program(program)
+        .map_err(|_| InstanceError::MissingProgram(program))?;
+    let at = At {
+        program,
+        direction,
+        target,
+    };
+    let ours = prog.info().map_err(at.fail("inspecting"))?.id();
+    match target.mode {
+        AttachMode::Tcx | AttachMode::Auto => attach_tcx(prog, ours, &at),
+        AttachMode::Netlink => attach_netlink(prog, ours, &at),
+    }
+}
+
+/// What [`attach`] works on, for its two modes.
+struct At<'a> {
+    program: &'static str,
+    direction: TcAttachType,
+    target: &'a Target<'a>,
+}
+
+impl At<'_> {
+    fn fail(&self, action: &'static str) -> impl Fn(ProgramError) -> InstanceError + use<'_> {
         move |source| InstanceError::Attach {
             action,
-            program,
-            device: target.device.to_owned(),
+            program: self.program,
+            device: self.target.device.to_owned(),
             source: Box::new(source),
         }
-    };
-    match target.mode {
-        AttachMode::Tcx | AttachMode::Auto => {
-            let pin = link_pin(target.dir, direction, target.device);
-            if let Ok(pinned) = PinnedLink::from_pin(&pin) {
-                let link = SchedClassifierLink::try_from(FdLink::from(pinned));
-                if let Ok(link) = link
-                    && let Ok(id) = prog.attach_to_link(link)
-                {
-                    // Closing our descriptor keeps the link: the pin holds it.
-                    drop(prog.take_link(id).map_err(fail("taking the link of"))?);
-                    return Ok(AttachOutcome::Replaced);
-                }
-                // The device the link was attached to is gone (the link is defunct): start over.
-                remove_pin(&pin)?;
-            }
-            let id = prog
-                .attach_with_options(
-                    target.device,
-                    direction,
-                    TcAttachOptions::TcxOrder(LinkOrder::first()),
-                )
-                .map_err(fail("attaching (TCX)"))?;
-            let link = prog.take_link(id).map_err(fail("taking the link of"))?;
-            let fd = FdLink::try_from(link).map_err(|source| InstanceError::PinnedLink {
-                path: pin.clone(),
-                source,
-            })?;
-            fd.pin(&pin)
-                .map_err(|source| InstanceError::Pin { path: pin, source })?;
-            Ok(AttachOutcome::Created)
+    }
+}
+
+fn attach_tcx(
+    prog: &mut SchedClassifier,
+    ours: u32,
+    at: &At<'_>,
+) -> Result<AttachOutcome, InstanceError> {
+    let At {
+        direction, target, ..
+    } = *at;
+    let pin = link_pin(target.dir, direction, target.device);
+    if let Ok(pinned) = PinnedLink::from_pin(&pin) {
+        let link = FdLink::from(pinned);
+        let running = link.info().ok().map(|info| info.program_id());
+        let link = SchedClassifierLink::try_from(link);
+        // `bpf_link_update` with the program the link already runs changes nothing; like any
+        // update it fails on a defunct link (ENOLINK: the device is gone).
+        if let Ok(link) = link
+            && let Ok(id) = prog.attach_to_link(link)
+        {
+            // Closing our descriptor keeps the link: the pin holds it.
+            drop(prog.take_link(id).map_err(at.fail("taking the link of"))?);
+            let kept = running == Some(ours) && on_tcx_hook(target.device, direction, ours);
+            return Ok(if kept {
+                AttachOutcome::Kept
+            } else {
+                AttachOutcome::Replaced
+            });
         }
-        AttachMode::Netlink => {
-            ensure_clsact(target)?;
-            let existing = SchedClassifierLink::attached(
-                target.device,
-                direction,
-                NETLINK_PRIORITY,
-                target.handle,
-                None,
-            )
-            .map_err(|source| InstanceError::Qdisc {
-                action: "finding",
-                device: target.device.to_owned(),
-                source,
-            })?;
-            let (id, outcome) = match prog.attach_to_link(existing) {
-                Ok(id) => (id, AttachOutcome::Replaced),
-                Err(_) => (
-                    prog.attach_with_options(
-                        target.device,
-                        direction,
-                        TcAttachOptions::Netlink(NlOptions {
-                            priority: NETLINK_PRIORITY,
-                            handle: target.handle,
-                            classid: None,
-                        }),
-                    )
-                    .map_err(fail("attaching (netlink)"))?,
-                    AttachOutcome::Created,
-                ),
-            };
-            // The filter must outlive this process: forget the handle instead of letting its
-            // drop detach it.
-            std::mem::forget(prog.take_link(id).map_err(fail("taking the link of"))?);
-            let pin = filter_pin(target.dir, direction, target.device);
-            remove_pin(&pin)?;
+        // The device the link was attached to is gone (the link is defunct): start over.
+        remove_pin(&pin)?;
+    }
+    let id = prog
+        .attach_with_options(
+            target.device,
+            direction,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .map_err(at.fail("attaching (TCX)"))?;
+    let link = prog.take_link(id).map_err(at.fail("taking the link of"))?;
+    let fd = FdLink::try_from(link).map_err(|source| InstanceError::PinnedLink {
+        path: pin.clone(),
+        source,
+    })?;
+    fd.pin(&pin)
+        .map_err(|source| InstanceError::Pin { path: pin, source })?;
+    Ok(AttachOutcome::Created)
+}
+
+fn attach_netlink(
+    prog: &mut SchedClassifier,
+    ours: u32,
+    at: &At<'_>,
+) -> Result<AttachOutcome, InstanceError> {
+    let At {
+        direction, target, ..
+    } = *at;
+    ensure_clsact(target)?;
+    let pin = filter_pin(target.dir, direction, target.device);
+    let running = crate::qdisc::filter_program(
+        target.device,
+        direction == TcAttachType::Egress,
+        NETLINK_PRIORITY,
+        u32::from(target.handle),
+    )
+    .map_err(|source| InstanceError::Qdisc {
+        action: "reading the filters of",
+        device: target.device.to_owned(),
+        source,
+    })?;
+    if running == Some(ours) {
+        // The filter runs our program: make sure the pin records it.
+        if !pin.exists() {
             prog.pin(&pin)
                 .map_err(|source| InstanceError::Pin { path: pin, source })?;
-            Ok(outcome)
         }
+        return Ok(AttachOutcome::Kept);
     }
+    let existing = SchedClassifierLink::attached(
+        target.device,
+        direction,
+        NETLINK_PRIORITY,
+        target.handle,
+        None,
+    )
+    .map_err(|source| InstanceError::Qdisc {
+        action: "finding",
+        device: target.device.to_owned(),
+        source,
+    })?;
+    let (id, outcome) = match prog.attach_to_link(existing) {
+        Ok(id) => (id, AttachOutcome::Replaced),
+        Err(_) => (
+            prog.attach_with_options(
+                target.device,
+                direction,
+                TcAttachOptions::Netlink(NlOptions {
+                    priority: NETLINK_PRIORITY,
+                    handle: target.handle,
+                    classid: None,
+                }),
+            )
+            .map_err(at.fail("attaching (netlink)"))?,
+            AttachOutcome::Created,
+        ),
+    };
+    // The filter must outlive this process: forget the handle instead of letting its drop
+    // detach it.
+    std::mem::forget(prog.take_link(id).map_err(at.fail("taking the link of"))?);
+    remove_pin(&pin)?;
+    prog.pin(&pin)
+        .map_err(|source| InstanceError::Pin { path: pin, source })?;
+    Ok(outcome)
+}
+
+/// Whether `program` is attached (TCX) at `direction` of `device` in this namespace.
+fn on_tcx_hook(device: &str, direction: TcAttachType, program: u32) -> bool {
+    SchedClassifier::query_tcx(device, direction)
+        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.id() == program))
 }
 
 fn ensure_clsact(target: &Target<'_>) -> Result<(), InstanceError> {

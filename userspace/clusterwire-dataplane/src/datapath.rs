@@ -1,7 +1,9 @@
 //! The datapath loader: loads the embedded object with its load-time configuration, loads every
 //! program (so verifier errors surface at once), and pins the maps under
 //! `/sys/fs/bpf/clusterwire/<instance>/<MAP_NAME>`, reusing maps already pinned there, so the
-//! tables survive a restart of the process.
+//! tables survive a restart of the process. An instance adopting programs pinned by an earlier
+//! process with the same identity ([`crate::programs`]) loads the maps only and uses those
+//! programs instead of the object's.
 use std::path::{Path, PathBuf};
 
 use aya::{Ebpf, EbpfLoader, programs::SchedClassifier};
@@ -70,6 +72,16 @@ impl LoadOptions {
     }
 }
 
+/// Where the role's programs of a [`Datapath`] come from.
+#[derive(Debug)]
+pub(crate) enum Programs {
+    /// Loaded from the object (CO-RE relocated against the kernel's BTF).
+    Load,
+    /// Opened from the pins of an earlier process with the same identity; the object's
+    /// programs are never loaded.
+    Pinned(Vec<(&'static str, SchedClassifier)>),
+}
+
 /// The loaded datapath: programs loaded (not attached) and maps created or reused.
 #[derive(Debug)]
 pub struct Datapath {
@@ -77,6 +89,9 @@ pub struct Datapath {
     config: DatapathConfig,
     pin_dir: Option<PathBuf>,
     role: Role,
+    /// Programs opened from pins of an earlier process with the same identity, used instead of
+    /// the object's programs of the same name (which then stay unloaded).
+    pinned: Vec<(&'static str, SchedClassifier)>,
 }
 
 impl Datapath {
@@ -86,6 +101,20 @@ impl Datapath {
     /// a gateway are loaded for [`Role::Gateway`]). Mounting bpffs is the caller's job; an
     /// unmounted one is [`LoadError::NotBpffs`].
     pub fn load(config: &DatapathConfig, options: &LoadOptions) -> Result<Self, LoadError> {
+        let mut datapath = Self::load_object(config, options, Programs::Load)?;
+        datapath.load_programs()?;
+        Ok(datapath)
+    }
+
+    /// [`Datapath::load`] without loading any program: the object's BTF and maps (created, or
+    /// reused from the pins after checking their layout). With [`Programs::Pinned`] the role's
+    /// programs are the pinned ones given. (aya's loader parses the kernel's BTF, about 40 ms,
+    /// even when no program is loaded: most of what an adoption costs now.)
+    pub(crate) fn load_object(
+        config: &DatapathConfig,
+        options: &LoadOptions,
+        programs: Programs,
+    ) -> Result<Self, LoadError> {
         crate::config::validate(config)?;
         let role = options.role;
         let mut loader = EbpfLoader::new();
@@ -104,10 +133,26 @@ impl Datapath {
         } else {
             None
         };
-        let mut ebpf = loader.load(crate::object::OBJECT)?;
-        let programs = role.programs();
-        for (name, program) in ebpf.programs_mut() {
-            if role == Role::Node && !programs.contains(&name) {
+        let ebpf = loader.load(crate::object::OBJECT)?;
+        Ok(Self {
+            ebpf,
+            config: *config,
+            pin_dir,
+            role,
+            pinned: match programs {
+                Programs::Load => Vec::new(),
+                Programs::Pinned(pinned) => pinned,
+            },
+        })
+    }
+
+    /// Loads (verifies) the role's programs of the object: the probe and every program of a
+    /// gateway for [`Role::Gateway`], the Geneve pair for [`Role::Node`]. Only after
+    /// [`Datapath::load_object`] with [`Programs::Load`].
+    pub(crate) fn load_programs(&mut self) -> Result<(), LoadError> {
+        let programs = self.role.programs();
+        for (name, program) in self.ebpf.programs_mut() {
+            if self.role == Role::Node && !programs.contains(&name) {
                 continue;
             }
             let classifier: &mut SchedClassifier =
@@ -120,12 +165,13 @@ impl Datapath {
                 source,
             })?;
         }
-        Ok(Self {
-            ebpf,
-            config: *config,
-            pin_dir,
-            role,
-        })
+        Ok(())
+    }
+
+    /// Whether the role's programs are ones an earlier process loaded and pinned (this process
+    /// ran no verifier), rather than loaded from the object by this process.
+    pub fn programs_pinned(&self) -> bool {
+        !self.pinned.is_empty()
     }
 
     /// The role the object was loaded for.
@@ -143,18 +189,23 @@ impl Datapath {
         self.pin_dir.as_deref()
     }
 
-    /// A loaded classifier by name (e.g. `NAT_TO_TUNNEL_PROGRAM`), to attach or `test_run`.
+    /// A loaded classifier by name (e.g. `NAT_TO_TUNNEL_PROGRAM`), to attach or `test_run`: the
+    /// pinned program of an earlier process when the instance adopted it, the object's otherwise.
     pub fn program(
         &mut self,
         name: &'static str,
     ) -> Result<&mut SchedClassifier, crate::error::MapError> {
+        if let Some(index) = self.pinned.iter().position(|(n, _)| *n == name) {
+            return Ok(&mut self.pinned[index].1);
+        }
         self.ebpf
             .program_mut(name)
             .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
             .ok_or(crate::error::MapError::Missing(name))
     }
 
-    /// The underlying aya object, for handles defined elsewhere (Geneve tables).
+    /// The underlying aya object, for handles defined elsewhere (Geneve tables). Its programs
+    /// are not loaded when [`Datapath::programs_pinned`]: use [`Datapath::program`] for those.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }

@@ -4,9 +4,12 @@
 //! [`Instance::open`] creates the instance or adopts the one a previous process left:
 //! it takes the instance lock (one writer per instance: a daemon and `cwctl` never race),
 //! checks the layout version and identity in `CW_META` and the full layout of every pinned map,
-//! loads the programs against the pinned maps, and pins them. [`Instance::attach`] then creates
-//! the hook's links or filters, or swaps the program of the ones found atomically, so a restart
-//! loses no packet. [`Instance::destroy`] removes everything the instance made.
+//! loads the programs against the pinned maps, and pins them. When the earlier process loaded
+//! the very same programs (same object, configuration and role, see [`crate::programs`]), their
+//! pins are used instead and no program is loaded. [`Instance::attach`] then creates the hook's
+//! links or filters, keeps the ones that already run this instance's programs, or swaps the
+//! program of the others atomically, so a restart loses no packet. [`Instance::destroy`] removes
+//! everything the instance made.
 use std::{
     fs::File,
     net::Ipv4Addr,
@@ -27,7 +30,9 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::{
     Datapath, LoadOptions, PIN_ROOT,
     attach::{self, AttachMode, AttachOutcome, Attachment, DeviceKind, Hook, Target},
+    datapath::Programs,
     error::InstanceError,
+    identity::ProgramIdentity,
     layout::Role,
 };
 
@@ -149,7 +154,21 @@ impl Instance {
         let dir = crate::datapath::prepare_pin_dir(&options)?;
         let lock = lock(&dir)?;
         let adopted = check_identity(&spec, &dir)?;
-        let mut datapath = Datapath::load(&config, &options)?;
+        let identity = ProgramIdentity::of(&config, spec.role);
+        let pinned = adopted
+            .then(|| crate::programs::open(&dir, identity, spec.role))
+            .flatten();
+        let mut datapath = if let Some(programs) = pinned {
+            let programs = Programs::Pinned(programs);
+            let datapath = Datapath::load_object(&config, &options, programs)?;
+            crate::programs::remove_other(&dir, Some(identity))?;
+            datapath
+        } else {
+            let mut datapath = Datapath::load_object(&config, &options, Programs::Load)?;
+            datapath.load_programs()?;
+            crate::programs::pin(&mut datapath, &dir, identity)?;
+            datapath
+        };
         write_meta(&mut datapath, &spec, &dir)?;
         let mode = match spec.attach_mode {
             AttachMode::Auto if crate::features::tcx() => AttachMode::Tcx,
@@ -171,6 +190,13 @@ impl Instance {
     /// Whether pinned state of an earlier process was found and adopted.
     pub fn adopted(&self) -> bool {
         self.adopted
+    }
+
+    /// Whether the programs are the ones an earlier process with the same object, configuration
+    /// and role loaded and pinned (this process loaded none; attachments running them are
+    /// [`AttachOutcome::Kept`]), rather than loaded by this process.
+    pub fn programs_kept(&self) -> bool {
+        self.datapath.programs_pinned()
     }
 
     /// What the instance was opened with.
@@ -234,7 +260,7 @@ impl Instance {
         hook.programs()
             .iter()
             .map(|(program, direction)| {
-                attach::attach(self.datapath.ebpf_mut(), program, *direction, &target)
+                attach::attach(&mut self.datapath, program, *direction, &target)
             })
             .collect()
     }

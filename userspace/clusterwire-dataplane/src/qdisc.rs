@@ -1,8 +1,8 @@
 //! Small rtnetlink exchanges of the attach code, in the calling thread's network namespace: a
-//! device's index and link type, and, on kernels without TCX, counting the filters left on a
-//! clsact qdisc and removing it.
+//! device's index and link type, and, on kernels without TCX, the program of one filter, counting
+//! the filters left on a clsact qdisc and removing it.
 use futures::TryStreamExt as _;
-use rtnetlink::packet_route::tc::{TcAttribute, TcHandle};
+use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcOption};
 
 /// Runs one rtnetlink exchange on a private single-threaded runtime, on a thread of its own (it
 /// inherits the calling thread's network namespace), so it works whether or not the caller is
@@ -62,6 +62,39 @@ pub(crate) fn filters_left(device: &str) -> std::io::Result<usize> {
                 .count();
         }
         Ok(total)
+    })
+}
+
+/// The id of the program run by the `cls_bpf` filter of `priority` and `handle` on the ingress
+/// (or egress) clsact hook of `device`; `None` when there is no such filter.
+pub(crate) fn filter_program(
+    device: &str,
+    egress: bool,
+    priority: u16,
+    handle: u32,
+) -> std::io::Result<Option<u32>> {
+    let index = ifindex(device)?;
+    with_handle(|rt| async move {
+        let request = rt.traffic_filter(index).get();
+        let request = if egress {
+            request.egress()
+        } else {
+            request.ingress()
+        };
+        let filters: Vec<_> = request.execute().try_collect().await?;
+        Ok(filters
+            .iter()
+            .filter(|m| {
+                u32::from(m.header.handle) == handle && m.header.info >> 16 == u32::from(priority)
+            })
+            .flat_map(|m| &m.attributes)
+            .find_map(|a| match a {
+                TcAttribute::Options(options) => options.iter().find_map(|o| match o {
+                    TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
+                    _ => None,
+                }),
+                _ => None,
+            }))
     })
 }
 
