@@ -65,8 +65,9 @@ fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "ready adopted={} outcomes={outcomes:?}",
-        instance.adopted()
+        "ready adopted={} programs_kept={} outcomes={outcomes:?}",
+        instance.adopted(),
+        instance.programs_kept()
     )?;
     out.flush()?;
     drop(out);

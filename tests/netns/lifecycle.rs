@@ -7,6 +7,10 @@
 //!  dials 10.71.0.1          DNAT 10.71.0.x -> 10.0.0.x on t0 egress
 //!                           SNAT 10.0.0.x -> 10.71.0.x on t0 ingress
 //! ```
+//!
+//! A restart with the same configuration keeps the programs on the hooks; one with another
+//! configuration swaps new ones in (see `keep`). The restart tests do both.
+mod keep;
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
@@ -308,14 +312,24 @@ fn tcp_and_udp_streams_survive_twenty_sigkill_restarts_of_the_owner() {
 
     std::thread::sleep(Duration::from_millis(300));
     let mut restart_times = Vec::new();
+    let mut mtu = 1340;
     for round in 0..20 {
         holder.kill();
+        // Two restarts per tunnel MTU: the first with a new one swaps new programs in, the
+        // second keeps them.
+        let previous = mtu;
+        mtu = if round % 4 < 2 { 1340 } else { 1360 };
+        let expected = if mtu == previous {
+            "programs_kept=true outcomes=[Kept, Kept]"
+        } else {
+            "programs_kept=false outcomes=[Replaced, Replaced]"
+        };
         let t = Instant::now();
-        let (next, ready) = Holder::start(&lab, &pins, "auto");
+        let (next, ready) = Holder::start_with(&lab, &pins, "auto", &[&format!("mtu={mtu}")]);
         restart_times.push(t.elapsed());
         assert!(
-            ready.contains("adopted=true") && ready.contains("[Replaced, Replaced]"),
-            "round {round}: {ready}"
+            ready.contains("adopted=true") && ready.contains(expected),
+            "round {round} (MTU {previous} -> {mtu}): {ready}"
         );
         holder = next;
         std::thread::sleep(Duration::from_millis(50));
@@ -390,9 +404,15 @@ fn netlink_filters_are_replaced_in_place_and_the_qdisc_removed_with_the_instance
     let pins = PinRoot::new("netlink");
     let lab = lab();
     let (mut holder, _) = Holder::start(&lab, &pins, "netlink");
-    for _ in 0..5 {
+    for round in 0..5 {
         holder.kill();
-        let (next, ready) = Holder::start(&lab, &pins, "netlink");
+        // Another tunnel MTU each time: new programs, swapped into the same filters.
+        let mtu = if round % 2 == 0 {
+            "mtu=1360"
+        } else {
+            "mtu=1340"
+        };
+        let (next, ready) = Holder::start_with(&lab, &pins, "netlink", &[mtu]);
         assert!(ready.contains("[Replaced, Replaced]"), "{ready}");
         holder = next;
     }
