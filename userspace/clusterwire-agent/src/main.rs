@@ -92,6 +92,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     info!(
         instance = %config.instance,
         adopted = instance.adopted(),
+        programs_kept = instance.programs_kept(),
         mode = ?instance.attach_mode(),
         underlay = %config.underlay_dev,
         %local,

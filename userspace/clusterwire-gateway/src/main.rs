@@ -179,6 +179,7 @@ async fn start(
     info!(
         instance = %config.instance,
         adopted = instance.adopted(),
+        programs_kept = instance.programs_kept(),
         mode = ?instance.attach_mode(),
         "datapath attached (geneve implementation: {})",
         end.implementation()
