@@ -554,10 +554,27 @@ pub fn longest_run(lost: &[u32]) -> u32 {
 }
 
 /// The IPv4 routes of namespace `ns`, as `ip route show` prints them.
+/// `ip route show` in `ns`, without the `nhid N` of routes through nexthop objects (the
+/// daemons' routes with a gateway), so a line reads `PREFIX via GW dev DEV ...` either way.
 pub fn routes(ns: &str) -> String {
     let out = Command::new("ip")
         .args(["-n", ns, "-4", "route", "show"])
         .output()
         .expect("ip route");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = String::new();
+    for line in text.lines() {
+        let mut words = line.split(' ').peekable();
+        let mut kept = Vec::new();
+        while let Some(word) = words.next() {
+            if word == "nhid" && words.peek().is_some_and(|id| id.parse::<u32>().is_ok()) {
+                words.next();
+                continue;
+            }
+            kept.push(word);
+        }
+        lines.push_str(&kept.join(" "));
+        lines.push('\n');
+    }
+    lines
 }
