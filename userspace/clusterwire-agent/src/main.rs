@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
+use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl, watch};
 use clusterwire_dataplane::{Instance, InstanceSpec, geneve::GeneveMaps};
 use clusterwire_fabric::desired;
 use tracing::{error, info, warn};
@@ -112,9 +112,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut last_check: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
     let mut complete = false;
+    // A change of the manifests is applied at once, not at the next poll.
+    let watch = watch::manifests(source.manifests_dir());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = watch::changed(watch.as_ref()) => {}
             _ = tokio::signal::ctrl_c() => {
                 info!("stopping; the pinned datapath keeps forwarding");
                 return Ok(());

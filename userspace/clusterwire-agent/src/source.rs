@@ -58,6 +58,14 @@ impl Source {
         }
     }
 
+    /// The manifests directory (file mode).
+    pub fn manifests_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Manifests(source) => Some(source.dir()),
+            Self::Kubernetes(_) => None,
+        }
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> &Snapshot {
         match self {

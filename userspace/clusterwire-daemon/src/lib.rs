@@ -18,3 +18,4 @@ pub mod net;
 pub mod netns;
 pub mod origin;
 pub mod sysctl;
+pub mod watch;

@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl};
+use clusterwire_daemon::{geneve::GeneveEnd, http, net::Net, sysctl, watch};
 use clusterwire_dataplane::{Hook, Instance, InstanceSpec, NatTables, geneve::GeneveMaps};
 use clusterwire_election::Lost;
 use clusterwire_fabric::{
@@ -366,9 +366,12 @@ impl Running {
     ) -> End {
         let mut poll = tokio::time::interval(self.config.poll);
         let mut pinger = tokio::time::interval(Duration::from_secs(2));
+        // A change of the manifests is applied at once, not at the next poll.
+        let watch = watch::manifests(self.source.manifests_dir());
         loop {
             tokio::select! {
                 _ = poll.tick() => {}
+                () = watch::changed(watch.as_ref()) => {}
                 _ = pinger.tick() => { self.health.ping().await; }
                 r = self.health.receive() => {
                     match r {

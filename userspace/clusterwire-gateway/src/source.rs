@@ -116,6 +116,14 @@ impl Source {
         }
     }
 
+    /// The manifests directory (file mode).
+    pub fn manifests_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Manifests(source) => Some(source.dir()),
+            Self::Kubernetes { .. } => None,
+        }
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> &Snapshot {
         match self {
