@@ -7,7 +7,8 @@
 //! `InternalFabric` each), laid out as the lab writes them. Then, in two network namespaces it
 //! creates (a node and the pod of peering 0's gateway, joined by a veth underlay), it runs the
 //! release `clusterwire-gateway` (server of peering 0, embedded userspace WireGuard) and
-//! `clusterwire-agent` (node 0) with `--poll-ms 50` and measures:
+//! `clusterwire-agent` (node 0) with the daemons' default `--poll-ms` (500: a change wakes them
+//! through inotify; the poll is the fallback) and measures:
 //!
 //! - cold start: process start until the "applied" log line, with the kernel routes checked
 //!   (`ip route show proto 203`) against the count the manifests imply;
@@ -43,7 +44,8 @@ const NETWORKING: &str = "networking.liqo.io/v1beta1";
 const REMOTE_ID: &str = "liqo.io/remote-cluster-id";
 const MTU: u16 = 1340;
 const WIREGUARD_PORT: u16 = 51840;
-const POLL_MS: &str = "50";
+/// The daemons' default: changes wake them through inotify, the poll is the fallback.
+const POLL_MS: &str = "500";
 /// Repetitions of each one-change measurement.
 const CHANGES: u32 = 3;
 /// How long a daemon may take to converge before it is reported as timed out.
