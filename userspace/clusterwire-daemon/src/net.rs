@@ -389,4 +389,6 @@ impl Net {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod netns_tests;

@@ -536,36 +536,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn net(s: &str) -> Ipv4Net {
-        s.parse().expect("prefix")
-    }
-
-    fn via(oif: u32, last: u8) -> RouteSpec {
-        RouteSpec {
-            oif,
-            via: Some(Ipv4Addr::new(192, 168, 0, last)),
-            src: None,
-            mtu: Some(1340),
-            onlink: false,
-        }
-    }
-
-    fn key(oif: u32, last: u8) -> NexthopKey {
-        key_of(&via(oif, last)).expect("a key")
-    }
-
-    fn ours(id: u32, key: NexthopKey) -> Nexthop {
-        Nexthop {
-            id,
-            protocol: ROUTE_PROTOCOL,
-            key: Some(key),
-        }
-    }
-
-    fn installed(spec: RouteSpec, nhid: Option<u32>) -> Installed {
-        Installed { spec, nhid }
-    }
+    use crate::net::fixtures::{installed, key, net, ours, via};
 
     #[test]
     fn a_dumped_route_resolves_its_nexthop() {
