@@ -28,7 +28,12 @@ pub const CLOSED_PORT: u16 = 7009;
 /// First destination port of the TTL probe (as traceroute).
 pub const TRACE_PORT: u16 = 33434;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TCP check may see no progress. The lab with mixed implementations (`--mixed`:
+/// kernel and eBPF Geneve, kernel and embedded WireGuard in one lab) moves bulk TCP at well under
+/// 1 MB/s on the VM tier's kernels (10 MB in 25-150 s, retransmission timeouts backing off past
+/// 10 s): a known, not yet analysed loss on one of its mixed hops. The check still fails on a
+/// minute without progress or on any corruption.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// 64-bit FNV-1a, to check a transfer's content.
