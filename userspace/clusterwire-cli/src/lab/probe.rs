@@ -33,7 +33,7 @@ pub const TRACE_PORT: u16 = 33434;
 /// 1 MB/s on the VM tier's kernels (10 MB in 25-150 s, retransmission timeouts backing off past
 /// 10 s): a known, not yet analysed loss on one of its mixed hops. The check still fails on a
 /// minute without progress or on any corruption.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
+const IO_TIMEOUT: Duration = Duration::from_mins(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// 64-bit FNV-1a, to check a transfer's content.
