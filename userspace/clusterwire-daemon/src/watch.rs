@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use clusterwire_fabric::manifests::STATUS_DIR;
+use clusterwire_fabric::manifests::list_dirs;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::sync::Notify;
 use tracing::warn;
@@ -122,7 +122,7 @@ fn add_new_directories(
     dir: &Path,
     watched: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    for dir in directories(dir)? {
+    for dir in list_dirs(dir).map_err(|e| e.source)? {
         if watched.contains(&dir) {
             continue;
         }
@@ -130,27 +130,6 @@ fn add_new_directories(
         watched.push(dir);
     }
     Ok(())
-}
-
-/// `dir` and its subdirectories (following symlinks), except `dir/status` and hidden ones.
-fn directories(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut found = vec![dir.to_path_buf()];
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let path = entry?.path();
-            let hidden = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            let status = current == dir && path.file_name().is_some_and(|n| n == STATUS_DIR);
-            if hidden || status || !path.is_dir() {
-                continue;
-            }
-            found.push(path.clone());
-            pending.push(path);
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -21,6 +21,20 @@ pub const STATUS_DIR: &str = "status";
 /// The manifest files under `dir`, sorted: `*.yaml`/`*.yml`, in subdirectories too, except
 /// `dir/status/` and hidden entries (names starting with `.`, such as temporary files).
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let (_, mut files) = walk(dir)?;
+    files.sort();
+    Ok(files)
+}
+
+/// `dir` and the directories under it that [`list_files`] reads (not `dir/status/`, not hidden
+/// ones): what a watcher of the manifests watches.
+pub fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    Ok(walk(dir)?.0)
+}
+
+/// The directories (`dir` first) and manifest files of the tree under `dir`, unsorted.
+fn walk(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SourceError> {
+    let mut dirs = vec![dir.to_path_buf()];
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
@@ -46,6 +60,7 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
             };
             if is_dir {
                 if !(current == dir && name == STATUS_DIR) {
+                    dirs.push(path.clone());
                     pending.push(path);
                 }
             } else if path
@@ -56,8 +71,7 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
             }
         }
     }
-    files.sort();
-    Ok(files)
+    Ok((dirs, files))
 }
 
 /// Loads every manifest file under `dir` (see [`list_files`]).

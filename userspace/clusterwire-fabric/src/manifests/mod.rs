@@ -29,7 +29,8 @@ pub use last_good::keep_last_good;
 #[cfg(feature = "kubernetes")]
 pub(crate) use load::to_object;
 pub use load::{
-    MANIFEST_EXTENSIONS, STATUS_DIR, list_files, load_dir, load_files, parse_file, parse_file_of,
+    MANIFEST_EXTENSIONS, STATUS_DIR, list_dirs, list_files, load_dir, load_files, parse_file,
+    parse_file_of,
 };
 pub use source::Source;
 pub use status::{StatusError, status_path, write_status};
